@@ -1,0 +1,11 @@
+/* entry.h - entry points of the one executable, selected by argv[0] or the first word */
+#ifndef HR_ENTRY_H
+#define HR_ENTRY_H
+
+int host_main (int argc, char **argv);
+int runner_main (int argc, char **argv);
+int cli_client_main (int argc, char **argv);
+int cli_task_main (int argc, char **argv);
+int cli_init_main (int argc, char **argv);
+
+#endif
