@@ -1,0 +1,635 @@
+/* api_task.c - user endpoints: submit, status, tasks, kill, pause/resume, logs, nodes, health */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/xalloc.h"
+#include "host/api.h"
+
+#define MAX_TARGETS 10000
+
+static const struct field_spec submit_fields[] = {
+    { "task_type", F_STR | F_NULL },
+    { "command", F_STR },
+    { "arguments", F_ARR | F_NULL },
+    { "env_vars", F_OBJ | F_ARR | F_NULL },
+    { "required_cores", F_INT | F_NULL },
+    { "required_memory_bytes", F_INT | F_NULL },
+    { "required_gpus", F_ARR | F_NULL },
+    { "targets", F_ARR | F_NULL },
+    { "container_name", F_STR | F_NULL },
+    { "privileged", F_BOOL | F_NULL },
+    { "additional_mounts", F_ARR | F_NULL },
+    { "retries", F_INT | F_NULL },
+    { NULL, 0 },
+};
+
+static bool valid_hostname (const char *s, size_t len)
+{
+    if (len == 0 || len > 253)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+static bool valid_name (const char *s)
+{
+    size_t len = strlen (s);
+    if (len == 0 || len > 128 || s[0] == '.' || s[0] == '-')
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!isalnum ((unsigned char)s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+            return false;
+    return true;
+}
+
+/* Splits "host[:numa]" into HOST and *numa (-1 when absent). Returns -1 on bad syntax. */
+static int parse_target (const char *t, char *host, size_t hn, int *numa)
+{
+    const char *colon = strchr (t, ':');
+    size_t len = colon ? (size_t)(colon - t) : strlen (t);
+    if (!valid_hostname (t, len) || len >= hn)
+        return -1;
+    memcpy (host, t, len);
+    host[len] = '\0';
+    *numa = -1;
+    if (colon) {
+        const char *p = colon + 1;
+        if (!*p || strlen (p) > 6)
+            return -1;
+        for (const char *q = p; *q; q++)
+            if (!isdigit ((unsigned char)*q))
+                return -1;
+        *numa = atoi (p);
+    }
+    return 0;
+}
+
+static void fail_target (json_t *failed, const char *target, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+static void fail_target (json_t *failed, const char *target, const char *fmt, ...)
+{
+    char reason[512];
+    va_list ap;
+    va_start (ap, fmt);
+    vsnprintf (reason, sizeof reason, fmt, ap);
+    va_end (ap);
+    json_array_append_new (failed, json_pack ("{s:s,s:s}", "target", target, "reason", reason));
+}
+
+static char *gpu_list_text (json_t *gpus)
+{
+    char *s = json_dumps (gpus, JSON_COMPACT);
+    return s ? s : xstrdup ("[]");
+}
+
+/* Checks one target against the node registry. Returns the node, or NULL after recording
+ * the reason in FAILED. */
+static struct node *check_target (struct host *h, const char *target, const char *host,
+                                  int numa, json_t *gpus, int cores, int64_t mem,
+                                  json_t *failed)
+{
+    struct node *n = node_find (h, host);
+    if (!n) {
+        fail_target (failed, target, "Node not registered");
+        return NULL;
+    }
+    if (!n->online) {
+        fail_target (failed, target, "Node status is offline");
+        return NULL;
+    }
+    if (numa >= 0) {
+        if (!n->numa || json_object_size (n->numa) == 0) {
+            fail_target (failed, target, "Node has no NUMA topology");
+            return NULL;
+        }
+        if (!node_has_numa (n, numa)) {
+            char valid[256] = "";
+            const char *k;
+            json_t *v;
+            json_object_foreach (n->numa, k, v)
+            {
+                if (valid[0])
+                    strncat (valid, ", ", sizeof valid - strlen (valid) - 1);
+                strncat (valid, k, sizeof valid - strlen (valid) - 1);
+            }
+            fail_target (failed, target, "Invalid NUMA ID for node (Valid: [%s])", valid);
+            return NULL;
+        }
+        int nc = node_numa_core_count (n, numa);
+        if (nc > 0 && cores > nc) {
+            fail_target (failed, target,
+                         "Requested %d cores but NUMA node %d of %s has only %d", cores, numa,
+                         host, nc);
+            return NULL;
+        }
+    }
+    size_t ng = json_array_size (gpus);
+    if (ng > 0) {
+        int have = node_gpu_count (n);
+        size_t i;
+        json_t *g;
+        json_array_foreach (gpus, i, g)
+        {
+            json_int_t id = json_integer_value (g);
+            if (!json_is_integer (g) || id < 0 || id >= have) {
+                char *txt = gpu_list_text (gpus);
+                fail_target (failed, target, "Invalid GPU IDs: %s (node %s has %d GPUs)", txt,
+                             host, have);
+                free (txt);
+                return NULL;
+            }
+        }
+    }
+    if (cores > n->total_cores) {
+        fail_target (failed, target, "Requested %d cores but node %s has only %d", cores, host,
+                     n->total_cores);
+        return NULL;
+    }
+    if (mem > 0 && n->memory_total > 0 && mem > n->memory_total) {
+        fail_target (failed, target,
+                     "Requested %" PRId64 " bytes of memory but node %s has only %" PRId64, mem,
+                     host, n->memory_total);
+        return NULL;
+    }
+    return n;
+}
+
+static struct task *new_task (struct host *h, json_t *body, const char *command, int cores,
+                              int64_t mem, int retries, const char *container)
+{
+    struct task *t = task_create ();
+    t->id = snowflake_next (&h->ids, now_ms ());
+    t->command = xstrdup (command);
+    json_t *args = json_object_get (body, "arguments");
+    json_t *env = json_object_get (body, "env_vars");
+    free (t->arguments_json);
+    t->arguments_json = json_is_array (args) ? json_dumps (args, JSON_COMPACT) : xstrdup ("[]");
+    free (t->env_json);
+    t->env_json = json_is_object (env) ? json_dumps (env, JSON_COMPACT) : xstrdup ("{}");
+    t->cores = cores;
+    t->memory_bytes = mem;
+    t->retries_left = retries;
+    t->container = container ? xstrdup (container) : NULL;
+    t->stdout_path = xasprintf ("%s/%s/%" PRIu64 ".out", h->conf->shared_dir, DIR_TASK_OUTPUTS,
+                                t->id);
+    t->stderr_path = xasprintf ("%s/%s/%" PRIu64 ".err", h->conf->shared_dir, DIR_TASK_ERRORS,
+                                t->id);
+    t->submitted_at = now_ms ();
+    t->status = TASK_QUEUED;
+    return t;
+}
+
+void api_submit (struct host *h, struct http_req *req)
+{
+    json_t *body = api_body_object (req);
+    json_t *failed = NULL, *ids = NULL;
+    if (!body)
+        return;
+    if (api_check_fields (req, body, submit_fields, true) < 0)
+        goto out;
+    const char *type = json_string_value (json_object_get (body, "task_type"));
+    if (type && strcmp (type, "command") != 0) {
+        if (strcmp (type, "vps") == 0)
+            http_reply_error (req, 400, "VPS tasks are not supported by this host yet");
+        else
+            http_reply_error (req, 400,
+                              "Invalid task type. Only 'command' and 'vps' are supported.");
+        goto out;
+    }
+    const char *command = json_string_value (json_object_get (body, "command"));
+    if (!command || !*command) {
+        http_reply_error (req, 422, "Field 'command' is required and must be a non-empty string");
+        goto out;
+    }
+    json_t *args = json_object_get (body, "arguments"), *v;
+    size_t i;
+    json_array_foreach (args, i, v) if (!json_is_string (v))
+    {
+        http_reply_error (req, 422, "Field 'arguments' must be an array of strings (item %zu "
+                                    "is not a string)", i);
+        goto out;
+    }
+    json_t *env = json_object_get (body, "env_vars");
+    if (json_is_array (env) && json_array_size (env) > 0) {
+        http_reply_error (req, 422, "Field 'env_vars' must be an object of strings");
+        goto out;
+    }
+    if (json_is_object (env)) {
+        const char *k;
+        json_object_foreach (env, k, v)
+        {
+            if (!json_is_string (v)) {
+                http_reply_error (req, 422, "env_vars['%s'] must be a string", k);
+                goto out;
+            }
+            bool ok = *k && (isalpha ((unsigned char)*k) || *k == '_');
+            for (const char *p = k; ok && *p; p++)
+                ok = isalnum ((unsigned char)*p) || *p == '_';
+            if (!ok) {
+                char esc[128];
+                http_reply_error (req, 422, "Invalid environment variable name '%s'",
+                                  log_escape (k, esc, sizeof esc));
+                goto out;
+            }
+        }
+    }
+    json_t *jc = json_object_get (body, "required_cores");
+    json_int_t cores = json_is_integer (jc) ? json_integer_value (jc) : 1;
+    if (cores < 0 || cores > 100000) {
+        http_reply_error (req, 422, "Field 'required_cores' must be between 0 and 100000, got %"
+                                    JSON_INTEGER_FORMAT, cores);
+        goto out;
+    }
+    json_t *jm = json_object_get (body, "required_memory_bytes");
+    json_int_t mem = json_is_integer (jm) ? json_integer_value (jm) : 0;
+    if (mem < 0) {
+        http_reply_error (req, 422, "Field 'required_memory_bytes' must not be negative");
+        goto out;
+    }
+    json_t *jr = json_object_get (body, "retries");
+    json_int_t retries = json_is_integer (jr) ? json_integer_value (jr) : 0;
+    if (retries < 0 || retries > 100) {
+        http_reply_error (req, 422, "Field 'retries' must be between 0 and 100");
+        goto out;
+    }
+    const char *container = json_string_value (json_object_get (body, "container_name"));
+    if (container && strcmp (container, CONTAINER_NULL) != 0 && !valid_name (container)) {
+        char esc[160];
+        http_reply_error (req, 422, "Invalid container name '%s': use letters, digits, '.', "
+                                    "'_' and '-'", log_escape (container, esc, sizeof esc));
+        goto out;
+    }
+    json_t *mounts = json_object_get (body, "additional_mounts");
+    json_array_foreach (mounts, i, v) if (!json_is_string (v))
+    {
+        http_reply_error (req, 422, "Field 'additional_mounts' must be an array of strings");
+        goto out;
+    }
+    json_t *targets = json_object_get (body, "targets");
+    json_t *gpus = json_object_get (body, "required_gpus");
+    size_t ntargets = json_array_size (targets);
+    if (ntargets > MAX_TARGETS) {
+        http_reply_error (req, 422, "Too many targets (%zu, limit %d)", ntargets, MAX_TARGETS);
+        goto out;
+    }
+    json_array_foreach (targets, i, v)
+    {
+        char host[256];
+        int numa;
+        if (!json_is_string (v) || parse_target (json_string_value (v), host, sizeof host,
+                                                 &numa) < 0) {
+            char esc[300];
+            http_reply_error (req, 422, "Invalid target format: '%s'. Use 'hostname' or "
+                                        "'hostname:numa_id'.",
+                              json_is_string (v) ? log_escape (json_string_value (v), esc,
+                                                               sizeof esc)
+                                                 : "(not a string)");
+            goto out;
+        }
+    }
+    if (gpus && json_is_array (gpus)) {
+        if (json_array_size (gpus) > 0 && json_array_size (gpus) != ntargets) {
+            http_reply_error (req, 422, "Field 'required_gpus' must have one list per target "
+                                        "(%zu lists for %zu targets)",
+                              json_array_size (gpus), ntargets);
+            goto out;
+        }
+        json_array_foreach (gpus, i, v)
+        {
+            size_t j;
+            json_t *g;
+            bool ok = json_is_array (v);
+            json_array_foreach (v, j, g) ok = ok && json_is_integer (g)
+                                              && json_integer_value (g) >= 0
+                                              && json_integer_value (g) < HOST_MAX_GPUS;
+            if (!ok) {
+                http_reply_error (req, 422, "Field 'required_gpus' must be a list of lists of "
+                                            "GPU ids (0..%d)", HOST_MAX_GPUS - 1);
+                goto out;
+            }
+        }
+    }
+
+    failed = json_array ();
+    ids = json_array ();
+    uint64_t batch = 0;
+    struct task **created = NULL;
+    size_t ncreated = 0;
+    if (ntargets == 0) {
+        if (gpus && json_array_size (gpus) > 0) {
+            http_reply_error (req, 400, "No target node specified for GPU task is not allowed.");
+            goto out;
+        }
+        bool any = false, ever = false;
+        int largest = 0;
+        for (struct node *n = h->nodes; n; n = n->next) {
+            any = true;
+            if (n->total_cores > largest)
+                largest = n->total_cores;
+            if (cores <= n->total_cores
+                && (mem == 0 || n->memory_total == 0 || mem <= n->memory_total))
+                ever = true;
+        }
+        if (any && !ever) {
+            http_reply_error (req, 503, "No registered node can ever run this task: it asks "
+                                        "for %" JSON_INTEGER_FORMAT " cores and %"
+                                        JSON_INTEGER_FORMAT " bytes (largest node has %d cores)",
+                              cores, mem, largest);
+            goto out;
+        }
+        struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries, container);
+        created = xreallocarray (created, ncreated + 1, sizeof *created);
+        created[ncreated++] = t;
+    } else {
+        json_array_foreach (targets, i, v)
+        {
+            const char *ts = json_string_value (v);
+            char host[256];
+            int numa;
+            parse_target (ts, host, sizeof host, &numa);
+            json_t *tg = json_array_get (gpus, i);
+            json_t *empty = json_array ();
+            struct node *n = check_target (h, ts, host, numa, tg ? tg : empty, (int)cores, mem,
+                                           failed);
+            json_decref (empty);
+            if (!n)
+                continue;
+            struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries,
+                                       container);
+            t->target = xstrdup (ts);
+            t->numa = numa;
+            if (tg) {
+                free (t->gpus_json);
+                t->gpus_json = json_dumps (tg, JSON_COMPACT);
+            }
+            created = xreallocarray (created, ncreated + 1, sizeof *created);
+            created[ncreated++] = t;
+        }
+    }
+    if (ncreated == 0) {
+        char *txt = json_dumps (failed, JSON_COMPACT);
+        http_reply_error (req, 503, "Failed to schedule task for any target. Failures: %s", txt);
+        free (txt);
+        free (created);
+        goto out;
+    }
+    batch = created[0]->id;
+    for (size_t k = 0; k < ncreated; k++) {
+        struct task *t = created[k];
+        t->batch_id = batch;
+        char idbuf[24];
+        snprintf (idbuf, sizeof idbuf, "%" PRIu64, t->id);
+        json_array_append_new (ids, json_string (idbuf));
+        if (host_save_task (h, t, true) < 0) {
+            for (size_t r = k; r < ncreated; r++)
+                task_destroy (created[r]);
+            free (created);
+            http_reply_error (req, 500, "Database error during task creation");
+            goto out;
+        }
+        sched_enqueue (h, t);
+    }
+    free (created);
+    sched_pass (h);
+    char bbuf[24];
+    snprintf (bbuf, sizeof bbuf, "%" PRIu64, batch);
+    json_t *resp = json_object ();
+    size_t nf = json_array_size (failed);
+    char msg[160];
+    if (nf)
+        snprintf (msg, sizeof msg, "Task batch submitted. %zu tasks created. Some targets failed.",
+                  json_array_size (ids));
+    else
+        snprintf (msg, sizeof msg, "Task batch submitted successfully. %zu tasks created.",
+                  json_array_size (ids));
+    json_object_set_new (resp, "message", json_string (msg));
+    json_object_set_new (resp, "task_ids", json_incref (ids));
+    json_object_set_new (resp, "batch_id", json_string (bbuf));
+    if (nf)
+        json_object_set_new (resp, "failed_targets", json_incref (failed));
+    /* where each task went right now (queued ones have no node yet) */
+    json_t *placed = json_array ();
+    struct node *last = NULL;
+    json_array_foreach (ids, i, v)
+    {
+        uint64_t id = strtoull (json_string_value (v), NULL, 10);
+        struct atask *a = active_find (h, id);
+        const char *node = a && a->task->node ? a->task->node : NULL;
+        json_array_append_new (
+            placed, json_pack ("{s:O,s:s,s:o}", "task_id", v, "status",
+                               a ? task_status_name (a->task->status) : "queued", "node",
+                               node ? json_string (node) : json_null ()));
+        if (node)
+            last = node_find (h, node);
+    }
+    json_object_set_new (resp, "tasks", placed);
+    if (last)
+        json_object_set_new (resp, "assigned_node", json_pack ("{s:s,s:s}", "hostname",
+                                                               last->hostname, "url", last->url));
+    http_reply_json (req, 202, resp);
+out:
+    json_decref (failed);
+    json_decref (ids);
+    json_decref (body);
+}
+
+void api_status (struct host *h, struct http_req *req, const char *id)
+{
+    bool owned;
+    struct task *t = api_load_task (h, req, id, &owned);
+    if (!t)
+        return;
+    http_reply_json (req, 200, task_to_json (t));
+    if (owned)
+        task_destroy (t);
+}
+
+void api_tasks (struct host *h, struct http_req *req)
+{
+    struct task_filter f = { .limit = 100, .task_type = "command" };
+    const char *v;
+    char esc[200];
+    if ((v = http_query (req, "status"))) {
+        char buf[512];
+        snprintf (buf, sizeof buf, "%s", v);
+        for (char *save = NULL, *s = strtok_r (buf, ",", &save); s;
+             s = strtok_r (NULL, ",", &save)) {
+            enum task_status st;
+            if (task_status_parse (s, &st) < 0)
+                return http_reply_error (req, 400, "Unknown status '%s' in filter",
+                                         log_escape (s, esc, sizeof esc));
+        }
+        f.status = v;
+    }
+    if ((v = http_query (req, "node")))
+        f.node = v;
+    if ((v = http_query (req, "task_type"))) {
+        if (strcmp (v, "all") == 0)
+            f.task_type = NULL;
+        else if (strcmp (v, "command") == 0 || strcmp (v, "vps") == 0)
+            f.task_type = v;
+        else
+            return http_reply_error (req, 400, "task_type must be command, vps or all");
+    }
+    if ((v = http_query (req, "batch_id")) && api_parse_id (v, &f.batch_id) < 0)
+        return http_reply_error (req, 400, "Invalid batch_id '%s'",
+                                 log_escape (v, esc, sizeof esc));
+    if ((v = http_query (req, "before")) && api_parse_id (v, &f.before_id) < 0)
+        return http_reply_error (req, 400, "Invalid before '%s'", log_escape (v, esc, sizeof esc));
+    if ((v = http_query (req, "limit"))) {
+        char *end;
+        long l = strtol (v, &end, 10);
+        if (*end || l < 1 || l > 10000)
+            return http_reply_error (req, 400, "limit must be between 1 and 10000");
+        f.limit = (int)l;
+    }
+    if ((v = http_query (req, "offset"))) {
+        char *end;
+        long long o = strtoll (v, &end, 10);
+        if (*end || o < 0)
+            return http_reply_error (req, 400, "offset must be a non-negative integer");
+        f.offset = o;
+    }
+    struct task **rows = NULL;
+    int n = 0;
+    struct err e;
+    if (store_task_list (h->store, &f, &rows, &n, &e) < 0) {
+        log_err ("store: %s", e.text);
+        return http_reply_error (req, 500, "Database error fetching tasks.");
+    }
+    json_t *arr = json_array ();
+    for (int i = 0; i < n; i++) {
+        json_array_append_new (arr, task_to_json (rows[i]));
+        if (i == n - 1 && n == f.limit)
+            req->next_before = xasprintf ("%" PRIu64, rows[i]->id);
+        task_destroy (rows[i]);
+    }
+    free (rows);
+    http_reply_json (req, 200, arr);
+}
+
+void api_kill (struct host *h, struct http_req *req, const char *id)
+{
+    bool owned;
+    struct task *t = api_load_task (h, req, id, &owned);
+    if (!t)
+        return;
+    if (owned || task_status_is_final (t->status)) {
+        http_reply_error (req, 409, "Task cannot be killed (state: %s)",
+                          task_status_name (t->status));
+        if (owned)
+            task_destroy (t);
+        return;
+    }
+    struct atask *a = active_find (h, t->id);
+    struct node *n = t->node ? node_find (h, t->node) : NULL;
+    if (t->status != TASK_QUEUED && n) {
+        if (t->status == TASK_ASSIGNING && node_cmd_cancel_run (n, t->id)) {
+            /* the runner never saw it */
+        } else {
+            a->kill_requested = true;
+            json_t *extra = json_pack ("{s:i}", "attempt", t->attempt);
+            node_cmd_push (h, n, "kill", t->id, extra);
+        }
+    }
+    t->has_exit_code = false;
+    sched_finish (h, a, TASK_KILLED, "Kill requested by user.");
+    char msg[128];
+    snprintf (msg, sizeof msg, "Kill requested for task %s. Task marked as killed.", id);
+    http_reply_json (req, 202, json_pack ("{s:s}", "message", msg));
+}
+
+void api_command (struct host *h, struct http_req *req, const char *id, const char *cmd)
+{
+    bool owned;
+    char esc[64];
+    bool pause = strcmp (cmd, "pause") == 0, resume = strcmp (cmd, "resume") == 0;
+    if (!pause && !resume) {
+        uint64_t dummy;
+        if (api_parse_id (id, &dummy) < 0)
+            return http_reply_error (req, 400, "Invalid task ID '%s'",
+                                     log_escape (id, esc, sizeof esc));
+        return http_reply_error (req, 400, "Invalid command '%s': use pause or resume",
+                                 log_escape (cmd, esc, sizeof esc));
+    }
+    struct task *t = api_load_task (h, req, id, &owned);
+    if (!t)
+        return;
+    if ((pause && t->status != TASK_RUNNING) || (resume && t->status != TASK_PAUSED)) {
+        http_reply_error (req, 400, "Invalid command or task state: %s for %s", cmd,
+                          task_status_name (t->status));
+        if (owned)
+            task_destroy (t);
+        return;
+    }
+    struct node *n = node_find (h, t->node);
+    if (!n || !n->online)
+        return http_reply_error (req, 409, "Node %s of task %s is offline", t->node, id);
+    node_cmd_push (h, n, cmd, t->id, json_pack ("{s:i}", "attempt", t->attempt));
+    char msg[200];
+    snprintf (msg, sizeof msg, "%s for task %s sent to runner: %s command sent successfully.",
+              pause ? "Pause" : "Resume", id, pause ? "Pause" : "Resume");
+    http_reply_json (req, 200, json_pack ("{s:s}", "message", msg));
+}
+
+void api_task_log (struct host *h, struct http_req *req, const char *id, bool is_err)
+{
+    bool owned;
+    struct task *t = api_load_task (h, req, id, &owned);
+    if (!t)
+        return;
+    const char *which = is_err ? "error" : "output";
+    const char *path = is_err ? t->stderr_path : t->stdout_path;
+    char *copy = path ? xstrdup (path) : NULL;
+    bool vps = strcmp (t->task_type, "vps") == 0;
+    if (owned)
+        task_destroy (t);
+    if (vps) {
+        free (copy);
+        return http_reply_error (req, 400, "VPS tasks do not have std%s.", is_err ? "err" : "out");
+    }
+    int fd = copy ? open (copy, O_RDONLY | O_CLOEXEC) : -1;
+    free (copy);
+    struct stat sb;
+    if (fd < 0 || fstat (fd, &sb) < 0) {
+        if (fd >= 0)
+            close (fd);
+        return http_reply_error (req, 404, "Standard %s file not found for task %s (the task "
+                                           "has not written any yet)", which, id);
+    }
+    off_t off = 0, len = sb.st_size;
+    const char *tail = http_query (req, "tail");
+    if (tail) {
+        char *end;
+        long long n = strtoll (tail, &end, 10);
+        if (*end || n < 0) {
+            close (fd);
+            return http_reply_error (req, 400, "tail must be a non-negative number of bytes");
+        }
+        if (n < len) {
+            off = len - n;
+            len = n;
+        }
+    }
+    http_reply_fd (req, fd, off, len);
+}
+
+void api_nodes (struct host *h, struct http_req *req)
+{
+    json_t *arr = json_array ();
+    for (struct node *n = h->nodes; n; n = n->next)
+        json_array_append_new (arr, node_to_json (h, n));
+    http_reply_json (req, 200, arr);
+}
