@@ -64,7 +64,7 @@ links: $(BIN)
 
 $(BUILD)/tests/%: tests/unit/%.c $(ALL_LIB) tests/lib/tap.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -o $@ $< $(ALL_LIB) $(LIBS) $(LDFLAGS)
+	$(CC) $(CFLAGS) -Itests -Itests/lib -o $@ $< $(ALL_LIB) $(LIBS) $(LDFLAGS)
 
 check-unit: $(UNIT_BIN)
 	prove -v --timer -e '' $(UNIT_BIN)
