@@ -1,0 +1,170 @@
+# cluster.sh - integration-test helpers: a TAP producer and a real host + runners on loopback
+# in a temporary directory. Source it from tests/integration/tNNNN-*.t (bash).
+#
+#   hr_setup                      temp dir, config, free port; starts nothing
+#   hr_start_host                 starts hakuriver.host, waits until it answers
+#   hr_start_runner NAME [ARGS]   starts a runner with hostname NAME and its own state dir
+#   hr_wait_node NAME STATUS      waits until /nodes shows NAME with STATUS
+#   hr_submit ARGS...             hakuriver.task submit ARGS, prints the task id(s)
+#   hr_wait_status ID STATUS...   waits until the task reaches one of the statuses
+#   hr_api METHOD PATH [BODY]     curl with the API token; prints "<code>\n<body>"
+# Everything is torn down by an EXIT trap.
+
+set -u
+HR_BIN=${HAKURIVER_BIN:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/build}
+export PATH="$HR_BIN:$PATH"
+_tap_n=0
+_tap_fail=0
+_hr_pids=()
+
+ok () { # ok COND_EXIT_STATUS DESCRIPTION
+    _tap_n=$((_tap_n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $_tap_n - $2"; else
+        echo "not ok $_tap_n - $2"; _tap_fail=$((_tap_fail + 1)); fi
+}
+# test_expect_success 'description' 'commands'
+test_expect_success () {
+    local out rc
+    out=$(eval "$2" 2>&1); rc=$?
+    ok $rc "$1"
+    [ $rc -eq 0 ] || printf '%s\n' "$out" | sed 's/^/#   /' | tail -n 30
+    return 0
+}
+diag () { echo "# $*"; }
+done_testing () { echo "1..$_tap_n"; [ "$_tap_fail" -eq 0 ]; }
+
+hr_free_port () {
+    local p
+    while :; do
+        p=$(( (RANDOM % 20000) + 20000 ))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
+    done
+}
+
+hr_setup () {
+    HR_DIR=$(mktemp -d /tmp/hr-test.XXXXXX)
+    HR_PORT=$(hr_free_port)
+    HR_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    HR_JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    mkdir -p "$HR_DIR/shared" "$HR_DIR/local"
+    chmod 755 "$HR_DIR"
+    HR_CONF=$HR_DIR/config.toml
+    cat > "$HR_CONF" <<CONF
+[network]
+host_bind_ip = "127.0.0.1"
+host_port = $HR_PORT
+host_reachable_address = "127.0.0.1"
+runner_address = "127.0.0.1"
+
+[paths]
+shared_dir = "$HR_DIR/shared"
+local_temp_dir = "$HR_DIR/local"
+
+[database]
+db_file = "$HR_DIR/host.db"
+
+[timing]
+heartbeat_interval = ${HR_HEARTBEAT:-1}
+heartbeat_timeout_factor = ${HR_TIMEOUT_FACTOR:-3}
+cleanup_check_interval = 1
+kill_grace_seconds = 2
+
+[environment]
+runner_user = "nobody"
+
+[auth]
+api_token = "$HR_TOKEN"
+join_token = "$HR_JOIN"
+CONF
+    export HAKURIVER_CONFIG=$HR_CONF
+    trap hr_teardown EXIT
+}
+
+hr_teardown () {
+    local p
+    for p in "${_hr_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+    sleep 0.2
+    for p in "${_hr_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
+    # task shims survive runner exits by design; end the ones this test started
+    pkill -KILL -f "hr-test" 2>/dev/null
+    for s in $(pgrep -x hr-shim); do
+        grep -q "$HR_DIR" /proc/$s/environ 2>/dev/null && kill -KILL "$s"
+    done
+    if [ "${HR_KEEP:-}" = "" ]; then rm -rf "$HR_DIR"; else echo "# kept $HR_DIR"; fi
+}
+
+hr_start_host () {
+    hakuriver.host --config "$HR_CONF" >>"$HR_DIR/host.log" 2>&1 &
+    HR_HOST_PID=$!
+    _hr_pids+=("$HR_HOST_PID")
+    local i
+    for i in $(seq 1 100); do
+        curl -s -o /dev/null "http://127.0.0.1:$HR_PORT/health" && return 0
+        sleep 0.05
+    done
+    echo "# host did not start:"; sed 's/^/#   /' "$HR_DIR/host.log"; return 1
+}
+
+hr_start_runner () {
+    local name=$1; shift
+    mkdir -p "$HR_DIR/state-$name"
+    hakuriver.runner --config "$HR_CONF" --hostname "$name" --state-dir "$HR_DIR/state-$name" \
+        "$@" >>"$HR_DIR/runner-$name.log" 2>&1 &
+    local pid=$!
+    _hr_pids+=("$pid")
+    eval "HR_RUNNER_PID_${name//[^A-Za-z0-9]/_}=$pid"
+    echo "$pid" > "$HR_DIR/runner-$name.pid"
+}
+
+hr_runner_pid () { cat "$HR_DIR/runner-$1.pid"; }
+
+hr_api () { # METHOD PATH [BODY] -> prints HTTP code then body
+    local m=$1 p=$2 body=${3:-}
+    if [ -n "$body" ]; then
+        curl -s -o "$HR_DIR/api.out" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $HR_TOKEN" \
+            -H 'Content-Type: application/json' --data-binary "$body" "http://127.0.0.1:$HR_PORT$p"
+    else
+        curl -s -o "$HR_DIR/api.out" -w '%{http_code}' -X "$m" -H "Authorization: Bearer $HR_TOKEN" \
+            "http://127.0.0.1:$HR_PORT$p"
+    fi
+    echo; cat "$HR_DIR/api.out"; echo
+}
+
+hr_json () { # hr_json FIELD < json   (top-level string/number field)
+    python3 -c 'import json,sys; v=json.load(sys.stdin); 
+for k in sys.argv[1].split("."):
+    v = v[int(k)] if isinstance(v, list) else v.get(k)
+print("" if v is None else v)' "$1"
+}
+
+hr_node_status () {
+    hr_api GET /nodes | tail -n +2 | python3 -c 'import json,sys
+for n in json.load(sys.stdin):
+    if n["hostname"] == sys.argv[1]: print(n["status"])' "$1"
+}
+
+hr_wait_node () { # NAME STATUS [TIMEOUT_S]
+    local i t=${3:-15}
+    for i in $(seq 1 $((t * 20))); do
+        [ "$(hr_node_status "$1")" = "$2" ] && return 0
+        sleep 0.05
+    done
+    echo "node $1 did not become $2 (is $(hr_node_status "$1"))"; return 1
+}
+
+hr_task_status () { hr_api GET "/status/$1" | tail -n +2 | hr_json status; }
+
+hr_wait_status () { # ID STATUS [TIMEOUT_S]
+    local i t=${3:-20} st
+    for i in $(seq 1 $((t * 20))); do
+        st=$(hr_task_status "$1")
+        [ "$st" = "$2" ] && return 0
+        sleep 0.05
+    done
+    echo "task $1 did not become $2 (is $st)"; hr_api GET "/status/$1"; return 1
+}
+
+hr_submit () { # prints the task ids, one per line
+    hakuriver.task --json submit "$@" | python3 -c 'import json,sys
+for i in json.load(sys.stdin)["task_ids"]: print(i)'
+}
