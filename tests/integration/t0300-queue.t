@@ -17,9 +17,16 @@ test_expect_success 'a paused task keeps its cores: the queued task still waits'
     first=$(head -n1 $HR_DIR/ids) &&
     hakuriver.client command $first pause && hr_wait_status $first paused &&
     sleep 0.5 && [ "$(hr_task_status $(cat $HR_DIR/q))" = queued ]'
-test_expect_success 'pause really stops CPU use of the task' '
-    id=$(head -n1 $HR_DIR/ids) && pid=$(pgrep -f "sleep 30" | head -n1) &&
-    grep -q "State:.*[DT]\|State:.*S" /proc/$pid/status'
+cpu_ticks () { awk '{print $14+$15}' /proc/$1/stat; }
+test_expect_success 'pause really stops CPU use: a busy loop gets no CPU while paused' '
+    id=$(hr_submit --container NULL --cores 0 -- sh -c "while :; do :; done" busy-$HR_PORT) &&
+    hr_wait_status $id running && sleep 0.3 && pid=$(pgrep -f "busy-$HR_PORT" | head -n1) &&
+    a=$(cpu_ticks $pid); sleep 0.5; b=$(cpu_ticks $pid) && [ $b -gt $a ] &&
+    hakuriver.client command $id pause && hr_wait_status $id paused &&
+    a=$(cpu_ticks $pid); sleep 0.6; b=$(cpu_ticks $pid) && [ $b -eq $a ] &&
+    hakuriver.client command $id resume && hr_wait_status $id running &&
+    a=$(cpu_ticks $pid); sleep 0.5; b=$(cpu_ticks $pid) && [ $b -gt $a ] &&
+    hakuriver.client kill $id && hr_wait_status $id killed'
 test_expect_success 'resume brings it back to running' '
     first=$(head -n1 $HR_DIR/ids) && hakuriver.client command $first resume && hr_wait_status $first running'
 test_expect_success 'pause of a task that is not running is refused with 400' '
