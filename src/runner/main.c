@@ -651,7 +651,7 @@ int runner_main (int argc, char **argv)
     }
     if (!valid_hostname (r->hostname)) {
         char buf[300];
-        log_err ("invalid hostname `%s`: use letters, digits, '.', '-' (see --hostname)",
+        log_err ("invalid hostname `%s`: use letters, digits, '.', '-', '_' (see --hostname)",
                  log_escape (r->hostname, buf, sizeof buf));
         goto out;
     }
