@@ -59,6 +59,9 @@ struct exec_ops {
      * Returns 0 or -1. */
     int (*collect) (struct executor *ex, struct exec_task *task, struct exec_result *res,
                     struct err *e);
+    /* Called after the runner committed the results collect() returned; lets the executor
+     * drop what it kept so a crash in between could not lose them. May be NULL. */
+    void (*committed) (struct executor *ex);
     /* Sends SIG to every process of the task (thawing first for SIGKILL). */
     int (*signal) (struct executor *ex, struct exec_task *task, int sig, struct err *e);
     int (*pause) (struct executor *ex, struct exec_task *task, struct err *e);

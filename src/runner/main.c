@@ -500,6 +500,8 @@ static int run_loop (struct runner *r, int sigfd)
         /* Everything decided in the last iteration is durable before any request leaves. */
         if (state_commit (r->state, &e) < 0)
             log_err ("%s", e.text);
+        else if (r->ex->ops->committed)
+            r->ex->ops->committed (r->ex);
         double now = runner_now ();
         kick (r, now);
 
@@ -543,6 +545,8 @@ static int run_loop (struct runner *r, int sigfd)
         log_err ("%s", e.text);
         return -1;
     }
+    if (r->ex->ops->committed)
+        r->ex->ops->committed (r->ex);
     return 0;
 }
 

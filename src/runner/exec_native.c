@@ -1,0 +1,671 @@
+/* exec_native.c - the native executor: a task runs as a plain process tree in its own
+ * cgroup, supervised by a small "shim" process that outlives the runner.
+ *
+ *   runner ──fork──> shim (setsid, comm "hr-shim", outside the task cgroup)
+ *                      └─fork──> task (joins the task cgroup, drops privileges, execvp)
+ *
+ * The shim waits for the task and writes <state_dir>/<id>-<attempt>.exit ("<exit code>
+ * <signal>\n", fsynced, renamed into place), then exits. The runner watches the shim through
+ * a pidfd, so a restarted runner re-attaches by pid (adopt) and still learns the result from
+ * the exit file. Limits, pause (freezer), kill and the OOM verdict all go through the task
+ * cgroup (cgroup.c), never through the shim.
+ *
+ * The runner learns whether the exec itself worked before start() returns: the task writes
+ * its errno to a close-on-exec pipe when any step before execvp fails, and the pipe simply
+ * closes when execvp succeeds. Everything that may allocate (user lookup, environment,
+ * paths) happens in the runner before the first fork; the forked processes only make
+ * system calls. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "runner/cgroup.h"
+#include "runner/exec.h"
+#include "runner/numa.h"
+
+extern char **environ;
+
+#define SHIM_COMM "hr-shim"
+#define MAX_GROUPS 256
+
+struct native {
+    char *state_dir;
+    struct cgroup_ctx cg;
+    struct numa_topology topo;
+    /* Exit files of collected tasks, unlinked once the runner has committed their result. */
+    char **forget;
+    size_t nforget;
+};
+
+/* What the task process reports when a step before execvp fails. */
+struct start_error {
+    int stage;
+    int err;
+};
+
+enum {
+    STAGE_CGROUP = 1,
+    STAGE_AFFINITY,
+    STAGE_STDIO,
+    STAGE_CHDIR,
+    STAGE_GROUPS,
+    STAGE_SETGID,
+    STAGE_SETUID,
+    STAGE_EXEC,
+};
+
+static const char *stage_name (int stage)
+{
+    switch (stage) {
+    case STAGE_CGROUP: return "cannot join the task cgroup";
+    case STAGE_AFFINITY: return "cannot bind to the NUMA node's CPUs";
+    case STAGE_STDIO: return "cannot set up stdin/stdout/stderr";
+    case STAGE_CHDIR: return "cannot enter the working directory";
+    case STAGE_GROUPS: return "cannot set supplementary groups";
+    case STAGE_SETGID: return "cannot switch group";
+    case STAGE_SETUID: return "cannot switch user";
+    case STAGE_EXEC: return "cannot execute";
+    }
+    return "cannot start";
+}
+
+static int sys_pidfd_open (pid_t pid)
+{
+    return (int)syscall (SYS_pidfd_open, pid, 0);
+}
+
+static void exit_path (struct native *n, uint64_t id, int attempt, char *buf, size_t size)
+{
+    snprintf (buf, size, "%s/%" PRIu64 "-%d.exit", n->state_dir, id, attempt);
+}
+
+/* ---- everything prepared before fork --------------------------------------------------- */
+
+struct launch {
+    char **argv;
+    char **envp;                   /* owned strings */
+    size_t nenv;
+    int out_fd, err_fd, null_fd;
+    const char *workdir;
+    bool switch_user;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[MAX_GROUPS];
+    int ngroups;
+    bool bind_cpus;
+    cpu_set_t cpus;
+    char procs[CGROUP_NCTRL][CGROUP_PATH_MAX];
+    int nprocs;
+    char exit_path[CGROUP_PATH_MAX + 64];
+    char exit_tmp[CGROUP_PATH_MAX + 80];
+};
+
+static void env_add (struct launch *l, size_t *cap, char *kv)
+{
+    /* A later KEY=... replaces an earlier one. */
+    size_t klen = strcspn (kv, "=");
+    for (size_t i = 0; i < l->nenv; i++)
+        if (strncmp (l->envp[i], kv, klen) == 0 && l->envp[i][klen] == '=') {
+            free (l->envp[i]);
+            l->envp[i] = kv;
+            return;
+        }
+    if (l->nenv + 2 > *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        l->envp = xreallocarray (l->envp, *cap, sizeof *l->envp);
+    }
+    l->envp[l->nenv++] = kv;
+    l->envp[l->nenv] = NULL;
+}
+
+static void launch_free (struct launch *l)
+{
+    for (size_t i = 0; i < l->nenv; i++)
+        free (l->envp[i]);
+    free (l->envp);
+    if (l->out_fd >= 0)
+        close (l->out_fd);
+    if (l->err_fd >= 0)
+        close (l->err_fd);
+    if (l->null_fd >= 0)
+        close (l->null_fd);
+}
+
+static int open_output (const char *path, struct err *e)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+    if (fd < 0)
+        err_set (e, errno, "cannot open output file `%s`: %s", path, strerror (errno));
+    return fd;
+}
+
+/* Resolves the user to run as and refuses root unless allowed. */
+static int resolve_user (const struct exec_spec *s, struct launch *l, const char **home,
+                         const char **name, char *pwbuf, size_t pwsize, struct passwd *pw,
+                         struct err *e)
+{
+    struct passwd *res = NULL;
+    *home = NULL;
+    *name = NULL;
+    if (s->user && *s->user) {
+        int rc = getpwnam_r (s->user, pw, pwbuf, pwsize, &res);
+        if (rc != 0 || !res)
+            return err_set (e, rc ? rc : ENOENT, "runner_user `%s` does not exist on this "
+                            "runner", s->user);
+        if (res->pw_uid == 0 && !s->allow_root)
+            return err_set (e, EPERM, "refusing to run a task as root (runner_user `%s` is "
+                            "root); set [environment] allow_root_tasks = true to allow it",
+                            s->user);
+        l->uid = res->pw_uid;
+        l->gid = res->pw_gid;
+        l->switch_user = res->pw_uid != geteuid () || res->pw_gid != getegid ();
+        int ng = MAX_GROUPS;
+        if (getgrouplist (res->pw_name, res->pw_gid, l->groups, &ng) < 0)
+            ng = 1, l->groups[0] = res->pw_gid;
+        l->ngroups = ng;
+        *home = res->pw_dir;
+        *name = res->pw_name;
+        return 0;
+    }
+    if (geteuid () == 0 && !s->allow_root)
+        return err_set (e, EPERM, "refusing to run a task as root: set [environment] "
+                        "runner_user to an unprivileged user (or allow_root_tasks = true)");
+    return 0;
+}
+
+static int launch_prepare (struct native *n, const struct exec_spec *s, const char *rel,
+                           struct launch *l, struct err *e)
+{
+    memset (l, 0, sizeof *l);
+    l->out_fd = l->err_fd = l->null_fd = -1;
+    l->argv = s->argv;
+    l->workdir = s->workdir && *s->workdir ? s->workdir : "/";
+
+    char pwbuf[4096];
+    struct passwd pw;
+    const char *home, *name;
+    if (resolve_user (s, l, &home, &name, pwbuf, sizeof pwbuf, &pw, e) < 0)
+        return -1;
+
+    /* Environment: the runner's own minus every HAKURIVER_* (tokens live there), then the
+     * task's --env, then what HakuRiver sets (these win, as in 0.3). */
+    size_t cap = 0;
+    for (char **p = environ; p && *p; p++)
+        if (strncmp (*p, "HAKURIVER_", 10) != 0 && strchr (*p, '='))
+            env_add (l, &cap, xstrdup (*p));
+    if (l->switch_user && name) {
+        env_add (l, &cap, xasprintf ("HOME=%s", home));
+        env_add (l, &cap, xasprintf ("USER=%s", name));
+        env_add (l, &cap, xasprintf ("LOGNAME=%s", name));
+    }
+    if (!getenv ("PATH"))
+        env_add (l, &cap, xstrdup ("PATH=/usr/local/bin:/usr/bin:/bin"));
+    for (char **p = s->env; p && *p; p++)
+        env_add (l, &cap, xstrdup (*p));
+    env_add (l, &cap, xasprintf ("HAKURIVER_TASK_ID=%" PRIu64, s->task_id));
+    env_add (l, &cap, xasprintf ("HAKURIVER_TASK_ATTEMPT=%d", s->attempt));
+    if (s->local_temp_dir)
+        env_add (l, &cap, xasprintf ("HAKURIVER_LOCAL_TEMP_DIR=%s", s->local_temp_dir));
+    if (s->shared_dir)
+        env_add (l, &cap, xasprintf ("HAKURIVER_SHARED_DIR=%s", s->shared_dir));
+    if (s->numa >= 0)
+        env_add (l, &cap, xasprintf ("HAKURIVER_TARGET_NUMA_NODE=%d", s->numa));
+    if (s->ngpus > 0) {
+        char list[1024] = "";
+        size_t off = 0;
+        for (int i = 0; i < s->ngpus && off < sizeof list - 8; i++)
+            off += (size_t)snprintf (list + off, sizeof list - off, "%s%d", i ? "," : "",
+                                     s->gpus[i]);
+        env_add (l, &cap, xasprintf ("CUDA_VISIBLE_DEVICES=%s", list));
+    }
+    if (!l->envp)
+        env_add (l, &cap, xstrdup ("PATH=/usr/local/bin:/usr/bin:/bin"));
+
+    if (s->numa >= 0) {
+        const struct numa_node *node = numa_topology_find (&n->topo, s->numa);
+        if (!node || node->ncpus == 0)
+            return err_set (e, EINVAL, "NUMA node %d does not exist on this runner (or has no "
+                            "CPUs)", s->numa);
+        CPU_ZERO (&l->cpus);
+        for (size_t i = 0; i < node->ncpus; i++)
+            if (node->cpus[i] < CPU_SETSIZE)
+                CPU_SET (node->cpus[i], &l->cpus);
+        l->bind_cpus = true;
+    }
+
+    char dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
+    int nd = rel ? cgroup_dirs (&n->cg, rel, dirs, e) : 0;
+    if (nd < 0)
+        return -1;
+    for (int i = 0; i < nd; i++)
+        snprintf (l->procs[i], sizeof l->procs[i], "%.*s/cgroup.procs",
+                  (int)(sizeof l->procs[i] - 16), dirs[i]);
+    l->nprocs = nd;
+
+    exit_path (n, s->task_id, s->attempt, l->exit_path, sizeof l->exit_path);
+    snprintf (l->exit_tmp, sizeof l->exit_tmp, "%s.tmp", l->exit_path);
+
+    if ((l->out_fd = open_output (s->stdout_path, e)) < 0)
+        return -1;
+    if ((l->err_fd = open_output (s->stderr_path, e)) < 0)
+        return -1;
+    if ((l->null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
+        return err_set (e, errno, "cannot open /dev/null: %s", strerror (errno));
+    return 0;
+}
+
+/* ---- the forked side: system calls only ---------------------------------------------- */
+
+static void write_all (int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write (fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static _Noreturn void child_fail (int errfd, int stage)
+{
+    struct start_error se = { stage, errno };
+    write_all (errfd, &se, sizeof se);
+    _exit (127);
+}
+
+/* The task process. ERRFD is close-on-exec: it closes by itself when execvp succeeds. */
+static _Noreturn void run_task (const struct launch *l, int errfd)
+{
+    sigset_t all;
+    sigemptyset (&all);
+    for (int sig = 1; sig < NSIG; sig++)
+        signal (sig, SIG_DFL);
+    sigprocmask (SIG_SETMASK, &all, NULL);
+
+    char pid[32];
+    int len = snprintf (pid, sizeof pid, "%d", (int)getpid ());
+    for (int i = 0; i < l->nprocs; i++) {
+        int fd = open (l->procs[i], O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write (fd, pid, (size_t)len) != len)
+            child_fail (errfd, STAGE_CGROUP);
+        close (fd);
+    }
+    if (l->bind_cpus && sched_setaffinity (0, sizeof l->cpus, &l->cpus) < 0)
+        child_fail (errfd, STAGE_AFFINITY);
+    if (dup2 (l->null_fd, 0) < 0 || dup2 (l->out_fd, 1) < 0 || dup2 (l->err_fd, 2) < 0)
+        child_fail (errfd, STAGE_STDIO);
+    if (chdir (l->workdir) < 0)
+        child_fail (errfd, STAGE_CHDIR);
+    if (l->switch_user) {
+        if (setgroups ((size_t)l->ngroups, l->groups) < 0)
+            child_fail (errfd, STAGE_GROUPS);
+        if (setresgid (l->gid, l->gid, l->gid) < 0)
+            child_fail (errfd, STAGE_SETGID);
+        if (setresuid (l->uid, l->uid, l->uid) < 0)
+            child_fail (errfd, STAGE_SETUID);
+    }
+    environ = l->envp;
+    execvp (l->argv[0], l->argv);
+    child_fail (errfd, STAGE_EXEC);
+}
+
+/* Writes "<exit code> <signal>\n" durably to the exit file. */
+static void shim_record (const struct launch *l, int code, int sig)
+{
+    char buf[64];
+    int len = snprintf (buf, sizeof buf, "%d %d\n", code, sig);
+    int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    write_all (fd, buf, (size_t)len);
+    fsync (fd);
+    close (fd);
+    rename (l->exit_tmp, l->exit_path);
+}
+
+/* The shim: forks the task, passes its start error (if any) to the runner through
+ * ERRFD, waits for it, records the result. */
+static _Noreturn void run_shim (const struct launch *l, int errfd)
+{
+    setsid ();
+    prctl (PR_SET_NAME, SHIM_COMM, 0, 0, 0);
+    /* The shim must outlive terminals and stop requests; only the task gets signals. It
+     * keeps the runner's blocked signal mask, so nothing but SIGKILL reaches it. */
+    signal (SIGPIPE, SIG_IGN);
+    signal (SIGHUP, SIG_IGN);
+    signal (SIGINT, SIG_IGN);
+    signal (SIGTERM, SIG_IGN);
+
+    /* Drop every descriptor inherited from the runner (its database, sockets) except the
+     * ones the task needs. */
+    int keep[] = { errfd, l->out_fd, l->err_fd, l->null_fd };
+    for (int i = 0; i < 4; i++)          /* sort the four descriptors */
+        for (int j = i + 1; j < 4; j++)
+            if (keep[j] < keep[i]) {
+                int x = keep[i];
+                keep[i] = keep[j];
+                keep[j] = x;
+            }
+    unsigned from = 3;
+    for (int i = 0; i < 4; i++) {
+        if ((unsigned)keep[i] > from)
+            syscall (SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+        if ((unsigned)keep[i] + 1 > from)
+            from = (unsigned)keep[i] + 1;
+    }
+    syscall (SYS_close_range, from, ~0U, 0);
+
+    pid_t child = fork ();
+    if (child < 0) {
+        struct start_error se = { STAGE_EXEC, errno };
+        write_all (errfd, &se, sizeof se);
+        shim_record (l, 127, 0);
+        _exit (0);
+    }
+    if (child == 0)
+        run_task (l, errfd);
+    close (errfd);
+    close (l->out_fd);
+    close (l->err_fd);
+    close (l->null_fd);
+
+    int st = 0;
+    while (waitpid (child, &st, 0) < 0)
+        if (errno != EINTR) {
+            shim_record (l, 255, 0);
+            _exit (0);
+        }
+    if (WIFSIGNALED (st))
+        shim_record (l, 128 + WTERMSIG (st), WTERMSIG (st));
+    else
+        shim_record (l, WEXITSTATUS (st), 0);
+    _exit (0);
+}
+
+/* ---- executor operations ------------------------------------------------------------- */
+
+static void reap_shim (pid_t pid)
+{
+    if (pid <= 0)
+        return;
+    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+}
+
+static int native_start (struct executor *ex, const struct exec_spec *s, struct exec_task *out,
+                         struct err *e)
+{
+    struct native *n = ex->impl;
+    if (!s->argv || !s->argv[0] || !*s->argv[0])
+        return err_set (e, EINVAL, "empty command");
+
+    char name[64], rel[CGROUP_PATH_MAX] = "";
+    snprintf (name, sizeof name, "task-%" PRIu64 "-%d", s->task_id, s->attempt);
+    char cpus[4096] = "", mems[16] = "";
+    struct cgroup_limits lim = { .cores = s->cores, .memory_bytes = s->memory_bytes };
+    if (s->numa >= 0) {
+        const struct numa_node *node = numa_topology_find (&n->topo, s->numa);
+        if (!node || node->ncpus == 0)
+            return err_set (e, EINVAL, "NUMA node %d does not exist on this runner", s->numa);
+        if (numa_format_cpulist (node->cpus, node->ncpus, cpus, sizeof cpus, e) < 0)
+            return -1;
+        snprintf (mems, sizeof mems, "%d", s->numa);
+        lim.cpus = cpus;
+        lim.mems = mems;
+    }
+    if (n->cg.mode == CGROUP_MODE_NONE)
+        return err_set (e, ENOTSUP, "no usable cgroup hierarchy on this runner: native tasks "
+                        "need cgroups for limits, pause and kill");
+    if (cgroup_create (&n->cg, name, &lim, rel, sizeof rel, e) < 0)
+        return err_wrap (e, "cannot create the task cgroup");
+
+    struct launch l;
+    if (launch_prepare (n, s, rel, &l, e) < 0)
+        goto fail_cgroup;
+    unlink (l.exit_path);
+
+    int pfd[2];
+    if (pipe2 (pfd, O_CLOEXEC) < 0) {
+        err_set (e, errno, "pipe: %s", strerror (errno));
+        goto fail_launch;
+    }
+    pid_t shim = fork ();
+    if (shim < 0) {
+        err_set (e, errno, "fork: %s", strerror (errno));
+        close (pfd[0]);
+        close (pfd[1]);
+        goto fail_launch;
+    }
+    if (shim == 0) {
+        close (pfd[0]);
+        run_shim (&l, pfd[1]);
+    }
+    close (pfd[1]);
+
+    /* Wait until the task has exec'd (the pipe closes) or reported why it could not. */
+    struct start_error se = { 0 };
+    ssize_t got;
+    size_t have = 0;
+    while (have < sizeof se) {
+        got = read (pfd[0], (char *)&se + have, sizeof se - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        have += (size_t)got;
+    }
+    close (pfd[0]);
+    if (have == sizeof se) {
+        char what[256];
+        log_escape (s->argv[0], what, sizeof what);
+        if (se.stage == STAGE_EXEC)
+            err_set (e, se.err, "cannot execute `%s`: %s", what, strerror (se.err));
+        else if (se.stage == STAGE_CHDIR)
+            err_set (e, se.err, "%s `%s`: %s", stage_name (se.stage), l.workdir,
+                     strerror (se.err));
+        else
+            err_set (e, se.err, "%s: %s", stage_name (se.stage), strerror (se.err));
+        reap_shim (shim);
+        unlink (l.exit_path);
+        goto fail_launch;
+    }
+
+    out->task_id = s->task_id;
+    out->attempt = s->attempt;
+    out->shim_pid = shim;
+    out->pidfd = sys_pidfd_open (shim);
+    snprintf (out->cgroup, sizeof out->cgroup, "%s", rel);
+    if (out->pidfd < 0)
+        log_warn ("task %" PRIu64 ".%d: pidfd_open: %s; checking the shim once a second",
+                  s->task_id, s->attempt, strerror (errno));
+    launch_free (&l);
+    return 0;
+
+fail_launch:
+    launch_free (&l);
+fail_cgroup:;
+    struct err ignore = { 0 };
+    cgroup_remove (&n->cg, rel, &ignore);
+    return -1;
+}
+
+static bool shim_is_ours (pid_t pid)
+{
+    char path[64], comm[32] = "";
+    snprintf (path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen (path, "re");
+    if (!f)
+        return false;
+    bool ok = fgets (comm, sizeof comm, f) && strcmp (comm, SHIM_COMM "\n") == 0;
+    fclose (f);
+    return ok;
+}
+
+static int native_adopt (struct executor *ex, struct exec_task *t, struct err *e)
+{
+    struct native *n = ex->impl;
+    char path[CGROUP_PATH_MAX + 64];
+    exit_path (n, t->task_id, t->attempt, path, sizeof path);
+    t->pidfd = -1;
+    if (access (path, F_OK) == 0)
+        return 0;
+    if (t->shim_pid <= 0)
+        return err_set (e, ESRCH, "no shim process recorded");
+    int fd = sys_pidfd_open (t->shim_pid);
+    if (fd < 0) {
+        if (errno == ESRCH)
+            return 0;
+        return err_set (e, errno, "pidfd_open(%d): %s", (int)t->shim_pid, strerror (errno));
+    }
+    /* Checked after opening the pidfd, so a reused pid cannot slip in between. */
+    if (!shim_is_ours (t->shim_pid)) {
+        close (fd);
+        return 0;
+    }
+    t->pidfd = fd;
+    return 1;
+}
+
+static int native_collect (struct executor *ex, struct exec_task *t, struct exec_result *res,
+                           struct err *e)
+{
+    struct native *n = ex->impl;
+    memset (res, 0, sizeof *res);
+    if (t->pidfd >= 0)
+        close (t->pidfd);
+    t->pidfd = -1;
+    /* Reap the shim when it is our child; an adopted one belongs to init (ECHILD). */
+    if (t->shim_pid > 0)
+        while (waitpid (t->shim_pid, NULL, WNOHANG) < 0 && errno == EINTR)
+            ;
+
+    char path[CGROUP_PATH_MAX + 64];
+    exit_path (n, t->task_id, t->attempt, path, sizeof path);
+    FILE *f = fopen (path, "re");
+    int code = 0, sig = 0;
+    bool have = false;
+    if (f) {
+        have = fscanf (f, "%d %d", &code, &sig) == 2;
+        fclose (f);
+    }
+    int64_t kills = 0, limit = 0;
+    struct err oe = { 0 };
+    if (t->cgroup[0] && cgroup_exists (&n->cg, t->cgroup) == 1)
+        (void)cgroup_oom (&n->cg, t->cgroup, &kills, &limit, &oe);
+
+    if (!have) {
+        res->exit_code = -1;
+        snprintf (res->message, sizeof res->message,
+                  "The task's supervisor process ended without recording a result (killed "
+                  "from outside HakuRiver?).");
+    } else {
+        res->exit_code = code;
+        res->term_signal = sig;
+    }
+    res->oom_killed = kills > 0;
+    if (res->oom_killed && limit > 0)
+        snprintf (res->message, sizeof res->message, "memory limit %" PRId64 " bytes", limit);
+
+    /* Whatever the task left behind (background children) goes with it. */
+    if (t->cgroup[0] && cgroup_remove (&n->cg, t->cgroup, e) < 0)
+        log_warn ("task %" PRIu64 ".%d: %s", t->task_id, t->attempt, e->text);
+    if (f) {
+        n->forget = xreallocarray (n->forget, n->nforget + 1, sizeof *n->forget);
+        n->forget[n->nforget++] = xstrdup (path);
+    }
+    return 0;
+}
+
+static void native_committed (struct executor *ex)
+{
+    struct native *n = ex->impl;
+    for (size_t i = 0; i < n->nforget; i++) {
+        unlink (n->forget[i]);
+        free (n->forget[i]);
+    }
+    n->nforget = 0;
+}
+
+static int native_signal (struct executor *ex, struct exec_task *t, int sig, struct err *e)
+{
+    struct native *n = ex->impl;
+    if (!t->cgroup[0])
+        return err_set (e, ENOENT, "task has no cgroup");
+    return cgroup_kill (&n->cg, t->cgroup, sig, e);
+}
+
+static int native_pause (struct executor *ex, struct exec_task *t, struct err *e)
+{
+    struct native *n = ex->impl;
+    return cgroup_freeze (&n->cg, t->cgroup, true, e);
+}
+
+static int native_resume (struct executor *ex, struct exec_task *t, struct err *e)
+{
+    struct native *n = ex->impl;
+    return cgroup_freeze (&n->cg, t->cgroup, false, e);
+}
+
+static void native_destroy (struct executor *ex)
+{
+    if (!ex)
+        return;
+    struct native *n = ex->impl;
+    native_committed (ex);
+    free (n->forget);
+    numa_topology_clear (&n->topo);
+    free (n->state_dir);
+    free (n);
+    free (ex);
+}
+
+static const struct exec_ops native_ops = {
+    .name = "native",
+    .start = native_start,
+    .adopt = native_adopt,
+    .collect = native_collect,
+    .committed = native_committed,
+    .signal = native_signal,
+    .pause = native_pause,
+    .resume = native_resume,
+    .destroy = native_destroy,
+};
+
+struct executor *exec_native_create (const char *state_dir, const char *cgroup_root,
+                                     struct err *e)
+{
+    struct native *n = xcalloc (1, sizeof *n);
+    n->state_dir = xstrdup (state_dir);
+    if (cgroup_detect (cgroup_root, NULL, NULL, &n->cg, e) < 0) {
+        log_warn ("%s: native tasks cannot start until cgroups are available", e->text);
+        n->cg.mode = CGROUP_MODE_NONE;
+        *e = (struct err){ 0 };
+    }
+    if (numa_topology_read (NULL, &n->topo, e) < 0) {
+        log_warn ("cannot read the NUMA topology (%s); NUMA binding is unavailable", e->text);
+        numa_topology_clear (&n->topo);
+        *e = (struct err){ 0 };
+    }
+    struct executor *ex = xcalloc (1, sizeof *ex);
+    ex->ops = &native_ops;
+    ex->impl = n;
+    return ex;
+}
