@@ -176,10 +176,23 @@ void http_run (struct MHD_Daemon *d)
     MHD_run (d);
 }
 
+/* Connections resumed since the last http_take_resumed(): the loop must run MHD again
+ * at once, since MHD only acts on a resume inside MHD_run. */
+static unsigned resumed_count;
+
 void http_release (struct http_req *r)
 {
-    if (r->held)
+    if (r->held) {
         MHD_resume_connection (r->conn);
+        resumed_count++;
+    }
+}
+
+bool http_take_resumed (void)
+{
+    bool any = resumed_count > 0;
+    resumed_count = 0;
+    return any;
 }
 
 void http_flush_deferred (struct host *h)

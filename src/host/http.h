@@ -51,6 +51,8 @@ void http_run (struct MHD_Daemon *d);
 void http_flush_deferred (struct host *h);
 /* Releases REQ after a reply was prepared outside its handler (long-poll answers). */
 void http_release (struct http_req *req);
+/* True when a connection was resumed since the last call (and resets that). */
+bool http_take_resumed (void);
 
 /* ---- used by route handlers ---- */
 void http_reply_json (struct http_req *req, int status, json_t *body); /* steals body */

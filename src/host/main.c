@@ -247,7 +247,7 @@ int host_main (int argc, char **argv)
         long mt = http_timeout_ms (httpd);
         if (mt >= 0 && mt < timeout)
             timeout = mt;
-        if (h->sched_dirty)
+        if (h->sched_dirty || h->in_txn || h->deferred)
             timeout = 0;
         struct epoll_event evs[8];
         int n = epoll_wait (epfd, evs, 8, (int)timeout);
@@ -288,6 +288,10 @@ int host_main (int argc, char **argv)
             break;
         }
         api_answer_polls (h, false);
+        /* Replies released above are only sent from inside MHD_run: run it now rather
+         * than at the next event or tick. */
+        for (int spin = 0; spin < 4 && http_take_resumed (); spin++)
+            http_run (httpd);
         if (stop)
             break;
     }

@@ -18,7 +18,7 @@ submit_loop () { # submits trivial tasks with curl until killed; records acknowl
 }
 
 test_expect_success 'kill -9 of the host under submit load loses no acknowledged task' '
-    submit_loop & lp=$! ; sleep 1.5 ; kill -9 $HR_HOST_PID ; sleep 0.2; kill $lp; wait $lp 2>/dev/null;
+    submit_loop & lp=$! ; sleep 1.5 ; kill -9 $(hr_host_pid) ; sleep 0.2; kill $lp; wait $lp 2>/dev/null;
     n=$(wc -l < $HR_DIR/acked) && [ "$n" -gt 20 ] && echo "acked $n" &&
     hr_start_host && missing=0 &&
     for id in $(cat $HR_DIR/acked); do
@@ -32,7 +32,7 @@ test_expect_success 'after the restart every acknowledged task completes' '
     [ "$left" = 0 ]'
 test_expect_success 'a completion that happens while the host is down is delivered after it returns' '
     id=$(hr_submit --container NULL --target n1 -- sh -c "sleep 1; echo late") && hr_wait_status $id running &&
-    kill -9 $HR_HOST_PID && sleep 2 && hr_start_host && hr_wait_status $id completed 20 &&
+    kill -9 $(hr_host_pid) && sleep 2 && hr_start_host && hr_wait_status $id completed 20 &&
     [ "$(hakuriver.task stdout $id)" = late ]'
 test_expect_success 'runner restart re-adopts a running task and reports its end' '
     id=$(hr_submit --container NULL --target n1 -- sh -c "sleep 3; echo adopted") && hr_wait_status $id running &&

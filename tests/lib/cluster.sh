@@ -81,7 +81,10 @@ CONF
 }
 
 hr_teardown () {
-    local p
+    local p f
+    for f in "$HR_DIR"/host.pid "$HR_DIR"/runner-*.pid; do
+        [ -f "$f" ] && _hr_pids+=("$(cat "$f")")
+    done
     for p in "${_hr_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
     sleep 0.2
     for p in "${_hr_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
@@ -97,6 +100,7 @@ hr_start_host () {
     hakuriver.host --config "$HR_CONF" >>"$HR_DIR/host.log" 2>&1 &
     HR_HOST_PID=$!
     _hr_pids+=("$HR_HOST_PID")
+    echo "$HR_HOST_PID" > "$HR_DIR/host.pid"   # tests run in subshells: read it back from here
     local i
     for i in $(seq 1 100); do
         curl -s -o /dev/null "http://127.0.0.1:$HR_PORT/health" && return 0
@@ -117,6 +121,7 @@ hr_start_runner () {
 }
 
 hr_runner_pid () { cat "$HR_DIR/runner-$1.pid"; }
+hr_host_pid () { cat "$HR_DIR/host.pid"; }
 
 hr_api () { # METHOD PATH [BODY] -> prints HTTP code then body
     local m=$1 p=$2 body=${3:-}
