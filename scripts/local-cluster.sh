@@ -57,8 +57,8 @@ done
 "$bin/hakuriver.client" nodes
 echo
 echo "Demo: hakuriver.task submit --container NULL --wait -- echo Hello from HakuRiver"
-id=$("$bin/hakuriver.task" --json submit --container NULL --wait -- echo "Hello from HakuRiver" \
-     | sed -n 's/.*"task_ids": *\["\([0-9]*\)".*/\1/p' | head -n 1)
+id=$("$bin/hakuriver.task" submit --container NULL --wait -- echo "Hello from HakuRiver" \
+     | sed -n 's/^Submitted task \([0-9][0-9]*\).*/\1/p' | head -n 1)
 "$bin/hakuriver.task" status "$id"
 echo "--- stdout of task $id ---"
 "$bin/hakuriver.task" stdout "$id"

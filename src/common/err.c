@@ -52,7 +52,8 @@ int err_wrap (struct err *e, const char *fmt, ...)
         vsnprintf (prefix, sizeof prefix, fmt, ap);
         va_end (ap);
         memcpy (old, e->text, sizeof old);
-        snprintf (e->text, sizeof e->text, "%s: %s", prefix, old);
+        if (snprintf (e->text, sizeof e->text, "%s: %s", prefix, old) >= (int)sizeof e->text)
+            memcpy (e->text + sizeof e->text - 4, "...", 4); /* mark the cut */
     }
     errno = saved;
     return -1;

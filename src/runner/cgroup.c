@@ -410,9 +410,9 @@ int cgroup_detect (const char *root, const char *mountinfo, const char *self,
             size_t n = strlen (leafless);
             if (n && leafless[n - 1] == '/')
                 leafless[n - 1] = '\0';
-            snprintf (sib, sizeof sib, "%s/%s%s" HK_DIR, rootbuf, leafless,
-                      leafless[0] ? "/" : "");
-            if (exists (sib))
+            int len = snprintf (sib, sizeof sib, "%s/%s%s" HK_DIR, rootbuf, leafless,
+                                leafless[0] ? "/" : "");
+            if (len > 0 && (size_t)len < sizeof sib && exists (sib))
                 snprintf (cg.base[0], sizeof cg.base[0], "%s", leafless);
         }
     } else if (v1) {

@@ -434,7 +434,8 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     if (n->cg.mode == CGROUP_MODE_NONE)
         return err_set (e, ENOTSUP, "no usable cgroup hierarchy on this runner: native tasks "
                         "need cgroups for limits, pause and kill");
-    if (cgroup_create (&n->cg, name, &lim, rel, sizeof rel, e) < 0)
+    /* REL must also fit exec_task.cgroup, which the runner persists. */
+    if (cgroup_create (&n->cg, name, &lim, rel, sizeof ((struct exec_task *)0)->cgroup, e) < 0)
         return err_wrap (e, "cannot create the task cgroup");
 
     struct launch l;
@@ -492,7 +493,7 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     out->attempt = s->attempt;
     out->shim_pid = shim;
     out->pidfd = sys_pidfd_open (shim);
-    snprintf (out->cgroup, sizeof out->cgroup, "%s", rel);
+    memcpy (out->cgroup, rel, strlen (rel) + 1);
     if (out->pidfd < 0)
         log_warn ("task %" PRIu64 ".%d: pidfd_open: %s; checking the shim once a second",
                   s->task_id, s->attempt, strerror (errno));

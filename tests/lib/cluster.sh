@@ -81,28 +81,55 @@ CONF
 }
 
 hr_teardown () {
-    local p f
+    local rc=$? p f i alive
     for f in "$HR_DIR"/host.pid "$HR_DIR"/runner-*.pid; do
         [ -f "$f" ] && _hr_pids+=("$(cat "$f")")
     done
     for p in "${_hr_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-    sleep 0.2
+    # a clean stop lets sanitizers and valgrind write their leak reports
+    for i in $(seq 1 100); do
+        alive=0
+        for p in "${_hr_pids[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+        [ $alive = 0 ] && break
+        sleep 0.1
+    done
     for p in "${_hr_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
     # task shims survive runner exits by design; end the ones this test started
     pkill -KILL -f "hr-test" 2>/dev/null
     for s in $(pgrep -x hr-shim); do
         grep -q "$HR_DIR" /proc/$s/environ 2>/dev/null && kill -KILL "$s"
     done
+    # a daemon's memory error or leak fails the test file
+    local bad
+    bad=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|ERROR SUMMARY: [1-9]|definitely lost: [1-9]" \
+          "$HR_DIR"/*.log 2>/dev/null)
+    if [ -n "$bad" ]; then
+        for f in $bad; do
+            echo "# memory error reported in $(basename "$f"):"
+            grep -B2 -A25 -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|definitely lost in|Invalid (read|write)|uninitialised" "$f" | head -n 60 | sed 's/^/#   /'
+        done
+        rc=1
+    fi
     if [ "${HR_KEEP:-}" = "" ]; then rm -rf "$HR_DIR"; else echo "# kept $HR_DIR"; fi
+    exit $rc
+}
+
+# hr_daemon_prefix: runs the daemons under valgrind when HR_VALGRIND=1
+hr_daemon_prefix () {
+    if [ "${HR_VALGRIND:-}" = 1 ]; then
+        echo valgrind --leak-check=full --errors-for-leak-kinds=definite \
+             --show-leak-kinds=definite --child-silent-after-fork=yes \
+             --log-file="$HR_DIR/valgrind-$1-%p.log"
+    fi
 }
 
 hr_start_host () {
-    hakuriver.host --config "$HR_CONF" >>"$HR_DIR/host.log" 2>&1 &
+    $(hr_daemon_prefix host) hakuriver.host --config "$HR_CONF" >>"$HR_DIR/host.log" 2>&1 &
     HR_HOST_PID=$!
     _hr_pids+=("$HR_HOST_PID")
     echo "$HR_HOST_PID" > "$HR_DIR/host.pid"   # tests run in subshells: read it back from here
     local i
-    for i in $(seq 1 100); do
+    for i in $(seq 1 400); do
         curl -s -o /dev/null "http://127.0.0.1:$HR_PORT/health" && return 0
         sleep 0.05
     done
@@ -112,7 +139,7 @@ hr_start_host () {
 hr_start_runner () {
     local name=$1; shift
     mkdir -p "$HR_DIR/state-$name"
-    hakuriver.runner --config "$HR_CONF" --hostname "$name" --state-dir "$HR_DIR/state-$name" \
+    $(hr_daemon_prefix "runner-$name") hakuriver.runner --config "$HR_CONF" --hostname "$name" --state-dir "$HR_DIR/state-$name" \
         "$@" >>"$HR_DIR/runner-$name.log" 2>&1 &
     local pid=$!
     _hr_pids+=("$pid")
