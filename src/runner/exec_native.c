@@ -20,6 +20,7 @@
 #include <grp.h>
 #include <inttypes.h>
 #include <pwd.h>
+#include <numaif.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,6 +61,7 @@ struct start_error {
 enum {
     STAGE_CGROUP = 1,
     STAGE_AFFINITY,
+    STAGE_MEMPOLICY,
     STAGE_STDIO,
     STAGE_CHDIR,
     STAGE_GROUPS,
@@ -73,6 +75,7 @@ static const char *stage_name (int stage)
     switch (stage) {
     case STAGE_CGROUP: return "cannot join the task cgroup";
     case STAGE_AFFINITY: return "cannot bind to the NUMA node's CPUs";
+    case STAGE_MEMPOLICY: return "cannot bind memory to the NUMA node";
     case STAGE_STDIO: return "cannot set up stdin/stdout/stderr";
     case STAGE_CHDIR: return "cannot enter the working directory";
     case STAGE_GROUPS: return "cannot set supplementary groups";
@@ -108,6 +111,7 @@ struct launch {
     int ngroups;
     bool bind_cpus;
     cpu_set_t cpus;
+    unsigned long mems[64];        /* node mask for set_mempolicy(MPOL_BIND) */
     char procs[CGROUP_NCTRL][CGROUP_PATH_MAX];
     int nprocs;
     char exit_path[CGROUP_PATH_MAX + 64];
@@ -245,6 +249,8 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
             if (node->cpus[i] < CPU_SETSIZE)
                 CPU_SET (node->cpus[i], &l->cpus);
         l->bind_cpus = true;
+        if (s->numa < (int)(sizeof l->mems * 8))
+            l->mems[s->numa / (8 * sizeof (unsigned long))] |= 1UL << (s->numa % (8 * sizeof (unsigned long)));
     }
 
     char dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
@@ -308,8 +314,14 @@ static _Noreturn void run_task (const struct launch *l, int errfd)
             child_fail (errfd, STAGE_CGROUP);
         close (fd);
     }
+    /* Also where cpuset is not delegated (v2 without the cpuset controller): CPUs by
+     * affinity, memory by policy. */
     if (l->bind_cpus && sched_setaffinity (0, sizeof l->cpus, &l->cpus) < 0)
         child_fail (errfd, STAGE_AFFINITY);
+    if (l->bind_cpus
+        && syscall (SYS_set_mempolicy, MPOL_BIND, l->mems, (unsigned long)(sizeof l->mems * 8)) < 0
+        && errno != ENOSYS)
+        child_fail (errfd, STAGE_MEMPOLICY);
     if (dup2 (l->null_fd, 0) < 0 || dup2 (l->out_fd, 1) < 0 || dup2 (l->err_fd, 2) < 0)
         child_fail (errfd, STAGE_STDIO);
     if (chdir (l->workdir) < 0)

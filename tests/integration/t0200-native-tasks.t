@@ -68,8 +68,28 @@ test_expect_success 'a NUMA target binds the task to that node (HAKURIVER_TARGET
     id=$(hr_submit --container NULL --target n1:0 -- sh -c "echo \$HAKURIVER_TARGET_NUMA_NODE; grep Cpus_allowed_list /proc/self/status") &&
     hr_wait_status $id completed && hakuriver.task stdout $id | head -n 1 | grep -qx 0 &&
     hakuriver.task stdout $id | grep -q "$(cat /sys/devices/system/node/node0/cpulist)"'
-test_expect_success 'the CPU quota equals --cores (read back from the task cgroup)' '
-    id=$(hr_submit --container NULL --cores 1 -- sh -c "cat /proc/self/cgroup") &&
-    hr_wait_status $id completed && cg=$(hakuriver.task stdout $id | grep -E ":cpu(,cpuacct)?:|^0::" | head -n1 | cut -d: -f3) &&
-    grep -q "hakuriver" <<<"$cg"'
+cat > "$HR_DIR/shared/limits.sh" <<'SH'
+# prints the CPU quota, memory limit and swap limit of the cgroups this process is in
+while IFS=: read -r _ c p; do
+    case $c in
+    cpu|cpu,cpuacct) echo "cpu $(cat /sys/fs/cgroup/$c$p/cpu.cfs_quota_us)" ;;
+    memory) echo "mem $(cat /sys/fs/cgroup/memory$p/memory.limit_in_bytes)"
+            echo "swap $(cat /sys/fs/cgroup/memory$p/memory.memsw.limit_in_bytes 2>/dev/null)" ;;
+    "") if [ -f /sys/fs/cgroup$p/cpu.max ]; then
+            echo "cpu $(cut -d" " -f1 /sys/fs/cgroup$p/cpu.max)"
+            echo "mem $(cat /sys/fs/cgroup$p/memory.max)"
+            echo "swap+mem $(cat /sys/fs/cgroup$p/memory.swap.max)"
+        fi ;;
+    esac
+done < /proc/self/cgroup
+SH
+test_expect_success 'the cgroup has CPU quota = --cores and memory limit = --memory without swap' '
+    id=$(hr_submit --container NULL --cores 1 --memory 64M -- sh "$HR_DIR/shared/limits.sh") &&
+    hr_wait_status $id completed && out=$(hakuriver.task stdout $id) && echo "$out" &&
+    grep -qx "cpu 100000" <<<"$out" && grep -qx "mem 64000000" <<<"$out" &&
+    { grep -qx "swap 64000000" <<<"$out" || grep -qx "swap+mem 0" <<<"$out"; }'
+test_expect_success 'a NUMA target binds memory too (numactl --show: policy bind, membind 0)' '
+    id=$(hr_submit --container NULL --target n1:0 -- numactl --show) &&
+    hr_wait_status $id completed && hakuriver.task stdout $id | grep -q "^policy: bind" &&
+    hakuriver.task stdout $id | grep -q "^membind: 0 *$"'
 done_testing
