@@ -95,9 +95,23 @@ hr_teardown () {
     done
     for p in "${_hr_pids[@]}"; do kill -KILL "$p" 2>/dev/null; done
     # task shims survive runner exits by design; end the ones this test started
-    pkill -KILL -f "hr-test" 2>/dev/null
+    pkill -KILL -f "$HR_DIR/" 2>/dev/null   # only this test's processes: others may run
+    local s c line dir
     for s in $(pgrep -x hr-shim); do
-        grep -q "$HR_DIR" /proc/$s/environ 2>/dev/null && kill -KILL "$s"
+        grep -q "$HR_DIR" /proc/$s/environ 2>/dev/null || continue
+        for c in $(pgrep -P "$s"); do   # the task: kill its whole cgroup, then remove it
+            line=$(grep -E '^[0-9]+:(memory)?:' /proc/$c/cgroup 2>/dev/null | grep -v '^0::/$' | head -n1)
+            case $line in
+            *:memory:*) dir=/sys/fs/cgroup/memory${line##*:} ;;
+            *) dir=/sys/fs/cgroup${line##*:} ;;
+            esac
+            case $dir in */hakuriver/task-*)
+                kill -KILL $(cat "$dir/cgroup.procs" 2>/dev/null) 2>/dev/null
+                for i in 1 2 3 4 5; do rmdir "$dir" 2>/dev/null && break; sleep 0.1; done ;;
+            *) kill -KILL "$c" ;;
+            esac
+        done
+        kill -KILL "$s"
     done
     # a daemon's memory error or leak fails the test file
     local bad
