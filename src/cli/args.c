@@ -16,7 +16,7 @@
 /* Upper bounds: far above any machine we schedule on, low enough that the host's int
  * fields cannot overflow. */
 #define MAX_CORES    65536
-#define MAX_RETRIES  1000
+#define MAX_RETRIES  100       /* the host's limit too (api_task.c) */
 #define MAX_GPU_ID   65535
 #define MAX_NUMA_ID  65535
 #define MAX_LIMIT    10000

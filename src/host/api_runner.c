@@ -60,7 +60,7 @@ static void node_seen (struct host *h, struct node *n)
     n->last_seen = now_ms ();
     if (!n->online) {
         n->online = true;
-        log_info ("node %s came back online", n->hostname);
+        log_info ("node %s is online", n->hostname);
         host_save_node (h, n);
         h->sched_dirty = true;
     }

@@ -240,6 +240,7 @@ int host_main (int argc, char **argv)
     fflush (stdout);
 
     int64_t next_tick = now_ms () + 1000;
+    int64_t next_sweep = next_tick;   /* silent-runner sweep, every cleanup_check_interval */
     exit_rc = 0;
     for (;;) {
         int64_t now = now_ms ();
@@ -264,7 +265,10 @@ int host_main (int argc, char **argv)
         now = now_ms ();
         if (now >= next_tick) {
             next_tick = now + 1000;
-            node_check_timeouts (h);
+            if (now >= next_sweep) {
+                next_sweep = now + (int64_t)conf.cleanup_check_interval * 1000;
+                node_check_timeouts (h);
+            }
             health_sample (h);
             api_answer_polls (h, true);
         }

@@ -603,7 +603,9 @@ static int v2_create (const struct cgroup_ctx *cg, const char *name,
         return -1;
     if (path_join (hk, sizeof hk, dir, HK_DIR, NULL) < 0
         || path_join (td, sizeof td, hk, name, NULL) < 0
-        || path_join (r, sizeof r, base, HK_DIR, name) < 0 || strlen (r) >= rsize)
+        || (base[0] ? path_join (r, sizeof r, base, HK_DIR, name)
+                    : path_join (r, sizeof r, HK_DIR, name, NULL)) < 0   /* root cgroup */
+        || strlen (r) >= rsize)
         return err_set (e, ENAMETOOLONG, "cgroup path too long");
     if (mkdir (hk, 0755) < 0 && errno != EEXIST)
         return err_set (e, errno, "mkdir `%s`: %s", hk, strerror (errno));
@@ -630,8 +632,10 @@ static int v2_create (const struct cgroup_ctx *cg, const char *name,
     /* An OOM kill takes the whole task down rather than leaving it half alive. */
     if (set_file_if_exists (td, "memory.oom.group", "1", e) < 0)
         goto error;
-    if ((lim->cpus && set_file (td, "cpuset.cpus", lim->cpus, e) < 0)
-        || (lim->mems && set_file (td, "cpuset.mems", lim->mems, e) < 0))
+    /* Without a delegated cpuset controller the task still gets CPU affinity and a memory
+     * policy (exec_native.c). */
+    if ((lim->cpus && set_file_if_exists (td, "cpuset.cpus", lim->cpus, e) < 0)
+        || (lim->mems && set_file_if_exists (td, "cpuset.mems", lim->mems, e) < 0))
         goto error;
     snprintf (rel, rsize, "%s", r);
     return 0;

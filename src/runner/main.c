@@ -637,7 +637,7 @@ int runner_main (int argc, char **argv)
 
     enum log_level level = LOG_LEVEL_INFO;
     if (r->conf.log_level && log_level_parse (r->conf.log_level, &level) < 0)
-        fprintf (stderr, "hakuriver.runner: unknown [log] log_level `%s`, using info\n",
+        fprintf (stderr, "hakuriver.runner: unknown [log] level `%s`, using info\n",
                  r->conf.log_level);
     log_init ("hakuriver.runner", level);
     if (r->conf.runner_log_file && *r->conf.runner_log_file

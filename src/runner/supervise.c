@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -699,14 +700,27 @@ int supervise_start_queued (struct runner *r, int max)
     return left;
 }
 
+/* Without a pidfd: whether the shim has exited. Our own child stays a zombie (kill(0)
+ * succeeds) until reaped, so try waitpid first; an adopted shim is not our child. */
+static bool shim_gone (pid_t pid)
+{
+    pid_t w;
+    while ((w = waitpid (pid, NULL, WNOHANG)) < 0 && errno == EINTR)
+        ;
+    if (w == pid)
+        return true;
+    if (w < 0 && errno == ECHILD)
+        return kill (pid, 0) < 0 && errno == ESRCH;
+    return false;
+}
+
 double supervise_timers (struct runner *r, double now)
 {
     double next = 0;
     struct rtask *t, *tn;
     for (t = r->tasks; t; t = tn) {
         tn = t->next;
-        if (t->et.pidfd < 0 && t->et.shim_pid > 0 && kill (t->et.shim_pid, 0) < 0
-            && errno == ESRCH) {
+        if (t->et.pidfd < 0 && t->et.shim_pid > 0 && shim_gone (t->et.shim_pid)) {
             /* No pidfd to watch (adopted without one): checked once a second. */
             supervise_reap (r, t);
             continue;
