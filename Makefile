@@ -69,8 +69,9 @@ $(BUILD)/tests/%: tests/unit/%.c $(ALL_LIB) tests/lib/tap.h
 check-unit: $(UNIT_BIN)
 	prove -v --timer -e '' $(UNIT_BIN)
 
+INTEGRATION_TESTS ?= tests/integration/
 check-integration: all
-	HAKURIVER_BIN=$(abspath $(BUILD)) prove --timer -j1 tests/integration/
+	HAKURIVER_BIN=$(abspath $(BUILD)) prove --timer -j1 $(INTEGRATION_TESTS)
 
 check: check-unit check-integration
 
