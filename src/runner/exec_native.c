@@ -5,7 +5,7 @@
  *                      └─fork──> task (joins the task cgroup, drops privileges, execvp)
  *
  * The shim waits for the task and writes <state_dir>/<id>-<attempt>.exit ("<exit code>
- * <signal>\n", fsynced, renamed into place), then exits. The runner watches the shim through
+ * <signal>\n", renamed into place), then exits. The runner watches the shim through
  * a pidfd, so a restarted runner re-attaches by pid (adopt) and still learns the result from
  * the exit file. Limits, pause (freezer), kill and the OOM verdict all go through the task
  * cgroup (cgroup.c), never through the shim.
@@ -339,7 +339,7 @@ static _Noreturn void run_task (const struct launch *l, int errfd)
     child_fail (errfd, STAGE_EXEC);
 }
 
-/* Writes "<exit code> <signal>\n" durably to the exit file. */
+/* Writes "<exit code> <signal>\n" to the exit file, atomically (rename). */
 static void shim_record (const struct launch *l, int code, int sig)
 {
     char buf[64];
@@ -348,7 +348,8 @@ static void shim_record (const struct launch *l, int code, int sig)
     if (fd < 0)
         return;
     write_all (fd, buf, (size_t)len);
-    fsync (fd);
+    /* No fsync: the file only has to outlive a runner crash, and the page cache does; a
+     * machine crash ends the task too. */
     close (fd);
     rename (l->exit_tmp, l->exit_path);
 }
