@@ -365,7 +365,10 @@ int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err 
     o->memory = -1;
     o->retries = -1;
     o->poll_interval = 1.0;
-    int i;
+    int i, dashdash = 0;             /* index of a "--" argument, 0 when none */
+    for (i = 1; i < argc && !dashdash; i++)
+        if (strcmp (argv[i], "--") == 0)
+            dashdash = i;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
         int r = 0;
@@ -386,11 +389,19 @@ int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err 
         else if ((r = opt_value (argc, argv, &i, "--target", NULL, &v, e))) {
             if (r < 0)
                 return -1;
-            struct args_target t;
-            if (args_parse_target (v, &t, e) < 0)
-                return -1;
-            o->targets = xreallocarray (o->targets, o->ntargets + 1, sizeof *o->targets);
-            o->targets[o->ntargets++] = t;
+            for (;;) {
+                struct args_target t;
+                if (args_parse_target (v, &t, e) < 0)
+                    return -1;
+                o->targets = xreallocarray (o->targets, o->ntargets + 1, sizeof *o->targets);
+                o->targets[o->ntargets++] = t;
+                /* 0.3 compatibility: `--target a b -- CMD` (nargs="+"). Only when a `--`
+                 * follows, so that `--target a CMD` still starts the command at CMD. */
+                if (i + 1 < dashdash && argv[i + 1][0] != '-')
+                    v = argv[++i];
+                else
+                    break;
+            }
         } else if ((r = opt_value (argc, argv, &i, "--cores", NULL, &v, e))) {
             if (r < 0 || args_parse_uint ("--cores", v, MAX_CORES, &o->cores, e) < 0)
                 return -1;

@@ -221,6 +221,19 @@ static void test_submit (void)
     like (s, "\"targets\":null", "a --target after the command is not an option");
     free (s);
 
+    /* 0.3's nargs="+": several values after one --target when a -- follows */
+    char *a8[] = { "submit", "--target", "a", "b:1", "--cores", "1", "--target", "c", "--",
+                   "hostname", NULL };
+    s = submit_json (a8, &e);
+    like (s, "\"targets\":[\"a\",\"b:1\",\"c\"]", "--target a b:1 ... -- takes both values");
+    like (s, "\"command\":\"hostname\"", "command after --");
+    free (s);
+    char *a9[] = { "submit", "--target", "a", "b", "c", NULL };
+    s = submit_json (a9, &e);
+    like (s, "\"targets\":[\"a\"]", "without --, the first word after the value is the command");
+    like (s, "\"command\":\"b\"", "command b");
+    free (s);
+
     char *a5[] = { "submit", "--target", "h", "--", "--weird", NULL };
     s = submit_json (a5, &e);
     like (s, "\"command\":\"--weird\"", "-- lets the command start with a dash");
