@@ -377,6 +377,9 @@ static void start_update (struct runner *r)
     }
     if (n == 0) {
         state_outbox_free (v, n);
+        /* Nothing to send: sleep until report() queues something. */
+        r->update_idle = true;
+        r->update_at = runner_now () + 3600;
         if (r->phase == RUNNER_FLUSH) {
             r->phase = RUNNER_REGISTER;
             r->register_at = runner_now ();

@@ -59,6 +59,7 @@ struct runner {
     /* Timers (monotonic seconds) and backoffs. */
     double poll_at, poll_backoff;
     double update_at, update_backoff;
+    bool update_idle;              /* the outbox was found empty: wait for report() */
     double register_at, register_backoff;
     double heartbeat_at;
 

@@ -51,6 +51,10 @@ static void report (struct runner *r, uint64_t task_id, int attempt, const char 
     if (state_outbox_append (r->state, body, NULL, &e) < 0)
         log_err ("task %" PRIu64 ".%d: cannot queue `%s` update: %s", task_id, attempt, status,
                  e.text);
+    else if (r->update_idle) {
+        r->update_idle = false;
+        r->update_at = 0;   /* sent after this iteration's commit (a backoff is kept) */
+    }
     free (body);
 }
 
