@@ -140,6 +140,7 @@ hr_daemon_prefix () {
 hr_start_host () {
     $(hr_daemon_prefix host) hakuriver.host --config "$HR_CONF" >>"$HR_DIR/host.log" 2>&1 &
     HR_HOST_PID=$!
+    disown "$HR_HOST_PID"   # no "Killed" job notices when a test kill -9s it
     _hr_pids+=("$HR_HOST_PID")
     echo "$HR_HOST_PID" > "$HR_DIR/host.pid"   # tests run in subshells: read it back from here
     local i
@@ -156,6 +157,7 @@ hr_start_runner () {
     $(hr_daemon_prefix "runner-$name") hakuriver.runner --config "$HR_CONF" --hostname "$name" --state-dir "$HR_DIR/state-$name" \
         "$@" >>"$HR_DIR/runner-$name.log" 2>&1 &
     local pid=$!
+    disown "$pid"
     _hr_pids+=("$pid")
     eval "HR_RUNNER_PID_${name//[^A-Za-z0-9]/_}=$pid"
     echo "$pid" > "$HR_DIR/runner-$name.pid"
