@@ -27,7 +27,8 @@ test_expect_success () {
     local out rc
     out=$(eval "$2" 2>&1); rc=$?
     ok $rc "$1"
-    [ $rc -eq 0 ] || printf '%s\n' "$out" | sed 's/^/#   /' | tail -n 30
+    # on stderr too, so that prove shows why without -v
+    [ $rc -eq 0 ] || printf '%s\n' "$out" | sed 's/^/#   /' | tail -n 30 | tee /dev/stderr
     return 0
 }
 diag () { echo "# $*"; }
