@@ -35,6 +35,7 @@ struct exec_task {
     pid_t shim_pid;              /* supervising process; survives a runner restart */
     int pidfd;                   /* pidfd of the shim, -1 when not open; readable on exit */
     char cgroup[256];            /* cgroup name relative to the hierarchy roots */
+    char command[128];           /* argv[0], escaped, for messages; "" after adoption */
 };
 
 struct exec_result {

@@ -10,9 +10,9 @@
  * the exit file. Limits, pause (freezer), kill and the OOM verdict all go through the task
  * cgroup (cgroup.c), never through the shim.
  *
- * The runner learns whether the exec itself worked before start() returns: the task writes
- * its errno to a close-on-exec pipe when any step before execvp fails, and the pipe simply
- * closes when execvp succeeds. Everything that may allocate (user lookup, environment,
+ * start() does not wait for the exec: the task writes its errno to a close-on-exec pipe
+ * when a step before execvp fails (the pipe simply closes when execvp succeeds); the shim
+ * reads it and records it in the exit file, so collect() reports "cannot execute ...". Everything that may allocate (user lookup, environment,
  * paths) happens in the runner before the first fork; the forked processes only make
  * system calls. */
 #include <errno.h>
@@ -68,6 +68,7 @@ enum {
     STAGE_SETGID,
     STAGE_SETUID,
     STAGE_EXEC,
+    STAGE_FORK,
 };
 
 static const char *stage_name (int stage)
@@ -82,6 +83,7 @@ static const char *stage_name (int stage)
     case STAGE_SETGID: return "cannot switch group";
     case STAGE_SETUID: return "cannot switch user";
     case STAGE_EXEC: return "cannot execute";
+    case STAGE_FORK: return "cannot fork the task process";
     }
     return "cannot start";
 }
@@ -339,11 +341,13 @@ static _Noreturn void run_task (const struct launch *l, int errfd)
     child_fail (errfd, STAGE_EXEC);
 }
 
-/* Writes "<exit code> <signal>\n" to the exit file, atomically (rename). */
-static void shim_record (const struct launch *l, int code, int sig)
+/* Writes "<exit code> <signal> [<stage> <errno>]\n" to the exit file, atomically (rename).
+ * STAGE is non-zero when the task failed before execvp. */
+static void shim_record (const struct launch *l, int code, int sig, int stage, int err)
 {
-    char buf[64];
-    int len = snprintf (buf, sizeof buf, "%d %d\n", code, sig);
+    char buf[96];
+    int len = stage ? snprintf (buf, sizeof buf, "%d %d %d %d\n", code, sig, stage, err)
+                    : snprintf (buf, sizeof buf, "%d %d\n", code, sig);
     int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
@@ -354,9 +358,9 @@ static void shim_record (const struct launch *l, int code, int sig)
     rename (l->exit_tmp, l->exit_path);
 }
 
-/* The shim: forks the task, passes its start error (if any) to the runner through
- * ERRFD, waits for it, records the result. */
-static _Noreturn void run_shim (const struct launch *l, int errfd)
+/* The shim: forks the task, learns through the close-on-exec pipe (ERR_R, ERR_W) whether
+ * it reached execvp, waits for it and records the result. */
+static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
 {
     setsid ();
     prctl (PR_SET_NAME, SHIM_COMM, 0, 0, 0);
@@ -369,16 +373,17 @@ static _Noreturn void run_shim (const struct launch *l, int errfd)
 
     /* Drop every descriptor inherited from the runner (its database, sockets) except the
      * ones the task needs. */
-    int keep[] = { errfd, l->out_fd, l->err_fd, l->null_fd };
-    for (int i = 0; i < 4; i++)          /* sort the four descriptors */
-        for (int j = i + 1; j < 4; j++)
+    int keep[] = { err_r, err_w, l->out_fd, l->err_fd, l->null_fd };
+    const int nkeep = (int)(sizeof keep / sizeof keep[0]);
+    for (int i = 0; i < nkeep; i++)      /* sort the descriptors */
+        for (int j = i + 1; j < nkeep; j++)
             if (keep[j] < keep[i]) {
                 int x = keep[i];
                 keep[i] = keep[j];
                 keep[j] = x;
             }
     unsigned from = 3;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < nkeep; i++) {
         if ((unsigned)keep[i] > from)
             syscall (SYS_close_range, from, (unsigned)keep[i] - 1, 0);
         if ((unsigned)keep[i] + 1 > from)
@@ -388,40 +393,46 @@ static _Noreturn void run_shim (const struct launch *l, int errfd)
 
     pid_t child = fork ();
     if (child < 0) {
-        struct start_error se = { STAGE_EXEC, errno };
-        write_all (errfd, &se, sizeof se);
-        shim_record (l, 127, 0);
+        shim_record (l, 127, 0, STAGE_FORK, errno);
         _exit (0);
     }
-    if (child == 0)
-        run_task (l, errfd);
-    close (errfd);
+    if (child == 0) {
+        close (err_r);
+        run_task (l, err_w);
+    }
+    close (err_w);
     close (l->out_fd);
     close (l->err_fd);
     close (l->null_fd);
 
+    struct start_error se = { 0 };
+    size_t have = 0;
+    while (have < sizeof se) {
+        ssize_t got = read (err_r, (char *)&se + have, sizeof se - have);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        have += (size_t)got;
+    }
+    close (err_r);
+
     int st = 0;
     while (waitpid (child, &st, 0) < 0)
         if (errno != EINTR) {
-            shim_record (l, 255, 0);
+            shim_record (l, 255, 0, 0, 0);
             _exit (0);
         }
-    if (WIFSIGNALED (st))
-        shim_record (l, 128 + WTERMSIG (st), WTERMSIG (st));
+    if (have == sizeof se)
+        shim_record (l, 127, 0, se.stage, se.err);
+    else if (WIFSIGNALED (st))
+        shim_record (l, 128 + WTERMSIG (st), WTERMSIG (st), 0, 0);
     else
-        shim_record (l, WEXITSTATUS (st), 0);
+        shim_record (l, WEXITSTATUS (st), 0, 0, 0);
     _exit (0);
 }
 
 /* ---- executor operations ------------------------------------------------------------- */
-
-static void reap_shim (pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    while (waitpid (pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-}
 
 static int native_start (struct executor *ex, const struct exec_spec *s, struct exec_task *out,
                          struct err *e)
@@ -468,45 +479,19 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
         close (pfd[1]);
         goto fail_launch;
     }
-    if (shim == 0) {
-        close (pfd[0]);
-        run_shim (&l, pfd[1]);
-    }
-    close (pfd[1]);
-
-    /* Wait until the task has exec'd (the pipe closes) or reported why it could not. */
-    struct start_error se = { 0 };
-    ssize_t got;
-    size_t have = 0;
-    while (have < sizeof se) {
-        got = read (pfd[0], (char *)&se + have, sizeof se - have);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        have += (size_t)got;
-    }
+    if (shim == 0)
+        run_shim (&l, pfd[0], pfd[1]);
+    /* The runner does not wait for the exec (moving the task into its v1 cgroups alone can
+     * take 10-30 ms): a failure before execvp reaches collect() through the exit file. */
     close (pfd[0]);
-    if (have == sizeof se) {
-        char what[256];
-        log_escape (s->argv[0], what, sizeof what);
-        if (se.stage == STAGE_EXEC)
-            err_set (e, se.err, "cannot execute `%s`: %s", what, strerror (se.err));
-        else if (se.stage == STAGE_CHDIR)
-            err_set (e, se.err, "%s `%s`: %s", stage_name (se.stage), l.workdir,
-                     strerror (se.err));
-        else
-            err_set (e, se.err, "%s: %s", stage_name (se.stage), strerror (se.err));
-        reap_shim (shim);
-        unlink (l.exit_path);
-        goto fail_launch;
-    }
+    close (pfd[1]);
 
     out->task_id = s->task_id;
     out->attempt = s->attempt;
     out->shim_pid = shim;
     out->pidfd = sys_pidfd_open (shim);
     memcpy (out->cgroup, rel, strlen (rel) + 1);
+    log_escape (s->argv[0], out->command, sizeof out->command);
     if (out->pidfd < 0)
         log_warn ("task %" PRIu64 ".%d: pidfd_open: %s; checking the shim once a second",
                   s->task_id, s->attempt, strerror (errno));
@@ -574,10 +559,12 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
     char path[CGROUP_PATH_MAX + 64];
     exit_path (n, t->task_id, t->attempt, path, sizeof path);
     FILE *f = fopen (path, "re");
-    int code = 0, sig = 0;
+    int code = 0, sig = 0, stage = 0, serr = 0;
     bool have = false;
     if (f) {
-        have = fscanf (f, "%d %d", &code, &sig) == 2;
+        char line[128] = "";
+        if (fgets (line, sizeof line, f))
+            have = sscanf (line, "%d %d %d %d", &code, &sig, &stage, &serr) >= 2;
         fclose (f);
     }
     int64_t kills = 0, limit = 0;
@@ -593,6 +580,12 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
     } else {
         res->exit_code = code;
         res->term_signal = sig;
+        if (stage == STAGE_EXEC && t->command[0])
+            snprintf (res->message, sizeof res->message, "Failed to start task: cannot "
+                      "execute `%s`: %s", t->command, strerror (serr));
+        else if (stage)
+            snprintf (res->message, sizeof res->message, "Failed to start task: %s: %s",
+                      stage_name (stage), strerror (serr));
     }
     res->oom_killed = kills > 0;
     if (res->oom_killed && limit > 0)

@@ -731,16 +731,21 @@ double supervise_timers (struct runner *r, double now)
         }
         if (t->et.pidfd < 0 && t->et.shim_pid > 0 && (next == 0 || now + 1 < next))
             next = now + 1;
-        if (t->kill_deadline > 0 && !t->sigkill_sent) {
+        if (t->kill_deadline > 0) {
             if (now >= t->kill_deadline) {
                 struct err e = { 0 };
-                log_info ("task %" PRIu64 ".%d: grace period over, sending SIGKILL",
-                          t->et.task_id, t->et.attempt);
-                if (r->ex->ops->signal (r->ex, &t->et, SIGKILL, &e) < 0)
+                if (!t->sigkill_sent)
+                    log_info ("task %" PRIu64 ".%d: grace period over, sending SIGKILL",
+                              t->et.task_id, t->et.attempt);
+                if (r->ex->ops->signal (r->ex, &t->et, SIGKILL, &e) < 0 && !t->sigkill_sent)
                     log_err ("task %" PRIu64 ".%d: SIGKILL: %s", t->et.task_id, t->et.attempt,
                              e.text);
                 t->sigkill_sent = true;
-            } else if (next == 0 || t->kill_deadline < next) {
+                /* Again every second until the shim reports the end: a task killed in the
+                 * instant between its fork and joining its cgroup is caught next time. */
+                t->kill_deadline = now + 1;
+            }
+            if (next == 0 || t->kill_deadline < next) {
                 next = t->kill_deadline;
             }
         }
