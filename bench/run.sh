@@ -1,0 +1,262 @@
+#!/bin/bash
+# run.sh - issue #2 benchmarks against a real host + runner on loopback; prints a PASS/MISS table.
+#
+#   bench/run.sh [BUILD_DIR]        (`make bench` runs it with the absolute build dir)
+#
+# Starts hakuriver.host and one hakuriver.runner from BUILD_DIR in a temporary directory with
+# its own config, free port and tokens (runner_user "nobody", heartbeat 1 s, native tasks),
+# then runs, in this order (each on an idle cluster):
+#   3. submit->start latency   sequential submits of a probe that stamps its start time
+#   2. makespan                1000 trivial tasks from submit to the last completion
+#   4. daemon CPU              host+runner utime+stime over the makespan window
+#   1. submit throughput       8 keep-alive clients for BENCH_SUBMIT_S seconds
+#   5. host RSS                100k finished tasks in the store (rows added with sqlite3
+#                              while the host is stopped), /tasks page latency at that size
+# Exit status: 0 when every benchmark ran (MISS included), 1 when a run broke.
+# Knobs (environment): BENCH_SUBMIT_S (5), BENCH_SUBMIT_MAX (10000), BENCH_TASKS (1000),
+# BENCH_LAT_N (200), BENCH_LAT_SPACING_MS (20), BENCH_STORE_ROWS (100000), BENCH_KEEP=1
+# keeps the temporary directory.
+
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=${1:-$HERE/../build}
+BUILD=$(cd "$BUILD" && pwd) || { echo "run.sh: no build dir $1" >&2; exit 1; }
+SUBMIT_S=${BENCH_SUBMIT_S:-5}
+SUBMIT_MAX=${BENCH_SUBMIT_MAX:-10000}
+TASKS=${BENCH_TASKS:-1000}
+LAT_N=${BENCH_LAT_N:-200}
+LAT_SPACING=${BENCH_LAT_SPACING_MS:-20}
+STORE_ROWS=${BENCH_STORE_ROWS:-100000}
+
+for b in hakuriver.host hakuriver.runner; do
+    [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b missing (run make first)" >&2; exit 1; }
+done
+command -v sqlite3 >/dev/null || { echo "run.sh: the sqlite3 shell is needed" >&2; exit 1; }
+
+# ---- build the load generator and the probe -------------------------------------------
+cc -O2 -std=gnu11 -Wall -D_GNU_SOURCE "$HERE/load.c" -lcurl -ljansson -lpthread \
+    -o "$BUILD/hr-load" || exit 1
+LOAD=$BUILD/hr-load
+
+# ---- cluster ---------------------------------------------------------------------------
+free_port () {
+    local p
+    while :; do
+        p=$(( (RANDOM % 20000) + 20000 ))
+        (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
+    done
+}
+
+DIR=$(mktemp -d /tmp/hr-bench.XXXXXX)
+chmod 755 "$DIR"
+PORT=$(free_port)
+URL=http://127.0.0.1:$PORT
+TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+CONF=$DIR/config.toml
+HOST_PID= RUNNER_PID=
+mkdir -p "$DIR/shared/lat" "$DIR/local" "$DIR/state" "$DIR/bin"
+chmod 1777 "$DIR/shared/lat"
+# the probe lives in the temp dir: the task user (nobody) must be able to run it
+cc -O2 -std=gnu11 -Wall -static "$HERE/stamp.c" -o "$DIR/bin/hr-stamp" 2>/dev/null \
+    || cc -O2 -std=gnu11 -Wall "$HERE/stamp.c" -o "$DIR/bin/hr-stamp" || exit 1
+chmod 755 "$DIR/bin" "$DIR/bin/hr-stamp"
+cat > "$CONF" <<CONF
+[network]
+host_bind_ip = "127.0.0.1"
+host_port = $PORT
+host_reachable_address = "127.0.0.1"
+runner_address = "127.0.0.1"
+
+[paths]
+shared_dir = "$DIR/shared"
+local_temp_dir = "$DIR/local"
+
+[database]
+db_file = "$DIR/host.db"
+
+[timing]
+heartbeat_interval = 1
+heartbeat_timeout_factor = 3
+cleanup_check_interval = 1
+kill_grace_seconds = 2
+
+[environment]
+runner_user = "nobody"
+
+[auth]
+api_token = "$TOKEN"
+join_token = "$JOIN"
+CONF
+
+stop_pid () { # PID: TERM, wait up to 10 s, then KILL
+    local p=$1 i
+    [ -n "$p" ] || return 0
+    kill -TERM "$p" 2>/dev/null || return 0
+    for i in $(seq 1 100); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null
+}
+
+teardown () {
+    local rc=$? s
+    stop_pid "$RUNNER_PID"
+    stop_pid "$HOST_PID"
+    # task shims outlive the runner by design: end the ones started under this temp dir
+    for s in $(pgrep -x hr-shim); do
+        grep -qF "$DIR" "/proc/$s/environ" 2>/dev/null && kill -KILL "$s" 2>/dev/null
+    done
+    if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
+    exit $rc
+}
+trap teardown EXIT
+trap 'exit 1' INT TERM
+
+start_host () {
+    "$BUILD/hakuriver.host" --config "$CONF" >>"$DIR/host.log" 2>&1 &
+    HOST_PID=$!
+    local i
+    for i in $(seq 1 600); do
+        curl -s -o /dev/null "$URL/health" && return 0
+        kill -0 "$HOST_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "run.sh: host did not start:" >&2; tail -n 20 "$DIR/host.log" >&2; return 1
+}
+
+start_runner () {
+    "$BUILD/hakuriver.runner" --config "$CONF" --hostname bench1 --state-dir "$DIR/state" \
+        >>"$DIR/runner.log" 2>&1 &
+    RUNNER_PID=$!
+    local i
+    for i in $(seq 1 300); do
+        curl -s -H "Authorization: Bearer $TOKEN" "$URL/nodes" 2>/dev/null \
+            | grep -q '"hostname": *"bench1".*"status": *"online"' && return 0
+        sleep 0.05
+    done
+    echo "run.sh: runner did not come online:" >&2; tail -n 20 "$DIR/runner.log" >&2; return 1
+}
+
+api () { curl -s -H "Authorization: Bearer $TOKEN" "$URL$1"; }
+kv () { # kv KEY LINE -> value of KEY=... in LINE
+    printf '%s\n' "$2" | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n 1
+}
+rss_kb () { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status"; }
+BROKEN=0
+step () { # step NAME CMD...: runs a hr-load subcommand, keeps its key=value line in OUT
+    local rc
+    echo "== $1" >&2
+    OUT=$("${@:2}"); rc=$?
+    printf '   %s\n' "$OUT" >&2
+    if [ $rc -ne 0 ]; then echo "run.sh: $1 failed (exit $rc)" >&2; BROKEN=1; fi
+    return $rc
+}
+drain () {
+    local out
+    out=$("$LOAD" drain --url "$URL" --token "$TOKEN" -d "${1:-300}")
+    printf '   drain: %s\n' "$out" >&2
+    [ "$(kv drained "$out")" = 1 ] || { echo "run.sh: tasks did not drain" >&2; BROKEN=1; }
+}
+
+start_host || exit 1
+start_runner || exit 1
+sleep 1.5     # let registration settle and a heartbeat or two pass
+echo "cluster: host pid $HOST_PID, runner pid $RUNNER_PID, port $PORT, dir $DIR" >&2
+
+# ---- 3. submit -> start latency -------------------------------------------------------
+step latency "$LOAD" latency --url "$URL" --token "$TOKEN" -n "$LAT_N" -s "$LAT_SPACING" \
+    -D "$DIR/shared/lat" -H "$DIR/bin/hr-stamp"
+LAT=$OUT
+drain 60
+
+# ---- 2 + 4. makespan and daemon CPU ---------------------------------------------------
+RSS_IDLE=$(rss_kb "$HOST_PID")
+step makespan "$LOAD" makespan --url "$URL" --token "$TOKEN" -c 8 -n "$TASKS" \
+    -p "$HOST_PID,$RUNNER_PID"
+MK=$OUT
+drain 120
+
+# ---- 1. submit throughput -------------------------------------------------------------
+step submit "$LOAD" submit --url "$URL" --token "$TOKEN" -c 8 -d "$SUBMIT_S" -n "$SUBMIT_MAX"
+SUB=$OUT
+drain 600
+RSS_AFTER_RUNS=$(rss_kb "$HOST_PID")
+
+# ---- 5. host RSS with STORE_ROWS finished tasks ---------------------------------------
+echo "== store: filling to $STORE_ROWS finished tasks" >&2
+stop_pid "$HOST_PID"
+HOST_PID=
+HAVE=$(sqlite3 "$DIR/host.db" "SELECT count(*) FROM task")
+ADD=$((STORE_ROWS - HAVE))
+if [ "$ADD" -gt 0 ]; then
+    # copies of a real finished task, with ids (and times) 1 ms apart before the oldest
+    # task so far: the snowflake layout (ms << 22) and the id order stay realistic
+    sqlite3 "$DIR/host.db" <<SQL || BROKEN=1
+PRAGMA busy_timeout=5000;
+BEGIN;
+CREATE TEMP TABLE tpl AS SELECT * FROM task WHERE status = 'completed'
+    ORDER BY task_id DESC LIMIT 1;
+CREATE TEMP TABLE lo AS SELECT min(task_id) AS id FROM task;
+WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $ADD)
+INSERT INTO task SELECT
+    lo.id - (k.i << 22), tpl.task_type, lo.id - (k.i << 22), tpl.command, tpl.arguments,
+    tpl.env_vars, tpl.required_cores, tpl.required_gpus, tpl.required_memory_bytes,
+    tpl.status, tpl.assigned_node_id, tpl.target, tpl.target_numa_node_id,
+    tpl.container_name,
+    replace(tpl.stdout_path, tpl.task_id, lo.id - (k.i << 22)),
+    replace(tpl.stderr_path, tpl.task_id, lo.id - (k.i << 22)),
+    tpl.exit_code, tpl.error_message, tpl.submitted_at - k.i, tpl.started_at - k.i,
+    tpl.completed_at - k.i, tpl.attempt, tpl.retries_left, tpl.assignment_suspicion_count
+FROM k, tpl, lo;
+COMMIT;
+SQL
+fi
+ROWS=$(sqlite3 "$DIR/host.db" "SELECT count(*) FROM task WHERE status = 'completed'")
+DBSIZE=$(du -k "$DIR/host.db" | cut -f1)
+start_host || exit 1
+RSS_START=$(rss_kb "$HOST_PID")
+step pages "$LOAD" pages --url "$URL" --token "$TOKEN" -n 50
+PG=$OUT
+RSS_PAGES=$(rss_kb "$HOST_PID")
+HWM=$(sed -n 's/^VmHWM:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$HOST_PID/status")
+
+# ---- summary ---------------------------------------------------------------------------
+row () { # row NAME TARGET MEASURED OK(1/0/"")
+    local verdict=MISS
+    [ "$4" = 1 ] && verdict=PASS
+    [ -z "$4" ] && verdict=ERROR
+    printf '%-34s %-18s %-22s %s\n' "$1" "$2" "$3" "$verdict"
+}
+le () { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") exit 1; print (a <= b) ? 1 : 0 }'; }
+ge () { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "") exit 1; print (a >= b) ? 1 : 0 }'; }
+
+RATE=$(kv rate "$SUB"); SUB_ERR=$(kv errors "$SUB")
+MKS=$(kv makespan_s "$MK"); MK_DONE=$(kv completed "$MK")
+P50=$(kv p50_ms "$LAT"); P95=$(kv p95_ms "$LAT")
+CPU=$(kv cpu_per_1000 "$MK")
+RSS_MB=$(awk -v k="$RSS_PAGES" 'BEGIN { if (k != "") printf "%.1f", k / 1024 }')
+PAGE=$(kv page_p50_ms "$PG")
+
+echo
+echo "HakuRiver-C benchmarks ($(date '+%F %T'), $(nproc) cores, $(uname -r))"
+printf '%-34s %-18s %-22s %s\n' BENCHMARK TARGET MEASURED RESULT
+row "1. submit throughput (8 clients)" ">= 2500/s" "${RATE:-?}/s (${SUB_ERR:-?} err)" \
+    "$([ "${SUB_ERR:-1}" = 0 ] && ge "$RATE" 2500)"
+row "2. makespan, $TASKS trivial tasks" "<= 2.5 s" "${MKS:-?} s ($MK_DONE done)" \
+    "$([ "$MK_DONE" = "$TASKS" ] && le "$MKS" 2.5)"
+row "3. submit->start p50" "<= 10 ms" "${P50:-?} ms" "$(le "$P50" 10)"
+row "3. submit->start p95" "<= 25 ms" "${P95:-?} ms" "$(le "$P95" 25)"
+row "4. daemon CPU per 1000 tasks" "<= 1 CPU-s" "${CPU:-?} s" "$(le "$CPU" 1)"
+row "5. host RSS, ${ROWS:-?} tasks stored" "<= 50 MB" "${RSS_MB:-?} MB" \
+    "$([ "${ROWS:-0}" -ge "$STORE_ROWS" ] && le "$RSS_MB" 50)"
+echo
+echo "details:"
+echo "  latency:  $LAT"
+echo "  makespan: $MK"
+echo "  submit:   $SUB"
+echo "  pages:    $PG"
+echo "  host RSS kB: idle $RSS_IDLE, after runs $RSS_AFTER_RUNS, restart with $ROWS rows" \
+     "$RSS_START, after pages $RSS_PAGES, peak $HWM; db ${DBSIZE} kB"
+n_err=$(grep -c -i -E "error|warn" "$DIR/host.log" "$DIR/runner.log" | tr '\n' ' ')
+echo "  log lines with error/warn: $n_err"
+[ "$BROKEN" = 0 ] || { echo "run.sh: some benchmark did not run properly (see above)" >&2; exit 1; }
+exit 0
