@@ -14,8 +14,9 @@
 #                              while the host is stopped), /tasks page latency at that size
 # Exit status: 0 when every benchmark ran (MISS included), 1 when a run broke.
 # Knobs (environment): BENCH_SUBMIT_S (5), BENCH_SUBMIT_MAX (10000), BENCH_TASKS (1000),
-# BENCH_LAT_N (200), BENCH_LAT_SPACING_MS (20), BENCH_STORE_ROWS (100000), BENCH_KEEP=1
-# keeps the temporary directory.
+# BENCH_LAT_N (200), BENCH_LAT_SPACING_MS (20), BENCH_STORE_ROWS (100000), BENCH_TASK_CORES
+# (1: required_cores of every benchmark task; 0 = tasks that hold no cores, so the runner's
+# cores do not limit concurrency), BENCH_KEEP=1 keeps the temporary directory.
 
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -27,6 +28,7 @@ TASKS=${BENCH_TASKS:-1000}
 LAT_N=${BENCH_LAT_N:-200}
 LAT_SPACING=${BENCH_LAT_SPACING_MS:-20}
 STORE_ROWS=${BENCH_STORE_ROWS:-100000}
+CORES=${BENCH_TASK_CORES:-1}
 
 for b in hakuriver.host hakuriver.runner; do
     [ -x "$BUILD/$b" ] || { echo "run.sh: $BUILD/$b missing (run make first)" >&2; exit 1; }
@@ -163,20 +165,21 @@ sleep 1.5     # let registration settle and a heartbeat or two pass
 echo "cluster: host pid $HOST_PID, runner pid $RUNNER_PID, port $PORT, dir $DIR" >&2
 
 # ---- 3. submit -> start latency -------------------------------------------------------
-step latency "$LOAD" latency --url "$URL" --token "$TOKEN" -n "$LAT_N" -s "$LAT_SPACING" \
+step latency "$LOAD" latency --url "$URL" --token "$TOKEN" -n "$LAT_N" -s "$LAT_SPACING" -C "$CORES" \
     -D "$DIR/shared/lat" -H "$DIR/bin/hr-stamp"
 LAT=$OUT
 drain 60
 
 # ---- 2 + 4. makespan and daemon CPU ---------------------------------------------------
 RSS_IDLE=$(rss_kb "$HOST_PID")
-step makespan "$LOAD" makespan --url "$URL" --token "$TOKEN" -c 8 -n "$TASKS" \
+step makespan "$LOAD" makespan --url "$URL" --token "$TOKEN" -c 8 -n "$TASKS" -C "$CORES" \
     -p "$HOST_PID,$RUNNER_PID"
 MK=$OUT
 drain 120
 
 # ---- 1. submit throughput -------------------------------------------------------------
-step submit "$LOAD" submit --url "$URL" --token "$TOKEN" -c 8 -d "$SUBMIT_S" -n "$SUBMIT_MAX"
+step submit "$LOAD" submit --url "$URL" --token "$TOKEN" -c 8 -C "$CORES" -d "$SUBMIT_S" \
+    -n "$SUBMIT_MAX"
 SUB=$OUT
 drain 600
 RSS_AFTER_RUNS=$(rss_kb "$HOST_PID")
@@ -190,8 +193,7 @@ ADD=$((STORE_ROWS - HAVE))
 if [ "$ADD" -gt 0 ]; then
     # copies of a real finished task, with ids (and times) 1 ms apart before the oldest
     # task so far: the snowflake layout (ms << 22) and the id order stay realistic
-    sqlite3 "$DIR/host.db" <<SQL || BROKEN=1
-PRAGMA busy_timeout=5000;
+    sqlite3 -cmd '.timeout 5000' "$DIR/host.db" <<SQL || BROKEN=1
 BEGIN;
 CREATE TEMP TABLE tpl AS SELECT * FROM task WHERE status = 'completed'
     ORDER BY task_id DESC LIMIT 1;
@@ -210,7 +212,8 @@ FROM k, tpl, lo;
 COMMIT;
 SQL
 fi
-ROWS=$(sqlite3 "$DIR/host.db" "SELECT count(*) FROM task WHERE status = 'completed'")
+ROWS=$(sqlite3 "$DIR/host.db" "SELECT count(*) FROM task WHERE status NOT IN
+    ('queued', 'assigning', 'pending', 'running', 'paused')")
 DBSIZE=$(du -k "$DIR/host.db" | cut -f1)
 start_host || exit 1
 RSS_START=$(rss_kb "$HOST_PID")
@@ -237,7 +240,8 @@ RSS_MB=$(awk -v k="$RSS_PAGES" 'BEGIN { if (k != "") printf "%.1f", k / 1024 }')
 PAGE=$(kv page_p50_ms "$PG")
 
 echo
-echo "HakuRiver-C benchmarks ($(date '+%F %T'), $(nproc) cores, $(uname -r))"
+echo "HakuRiver-C benchmarks ($(date '+%F %T'), $(nproc) cores, $(uname -r)," \
+     "tasks with required_cores=$CORES)"
 printf '%-34s %-18s %-22s %s\n' BENCHMARK TARGET MEASURED RESULT
 row "1. submit throughput (8 clients)" ">= 2500/s" "${RATE:-?}/s (${SUB_ERR:-?} err)" \
     "$([ "${SUB_ERR:-1}" = 0 ] && ge "$RATE" 2500)"
