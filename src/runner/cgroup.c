@@ -461,6 +461,8 @@ int cgroup_dirs (const struct cgroup_ctx *cg, const char *rel, char dirs[][CGROU
             continue;
         if (task_dir (cg, c, rel, d, sizeof d) < 0)
             return err_set (e, errno, "cgroup path too long");
+        if (!exists (d))
+            continue;    /* v1 tasks get only the hierarchies they need (v1_create) */
         for (int i = 0; i < n; i++)
             dup = dup || strcmp (dirs[i], d) == 0;   /* co-mounted, e.g. cpu,cpuacct */
         if (!dup)
@@ -666,6 +668,21 @@ static int v1_cpuset_init (const char *dir, const char *parent, const char *file
     return set_file (dir, file, cur, e);
 }
 
+/* Each v1 cgroup costs a mkdir and an rmdir per task (memcg ones are expensive), so a task
+ * gets only what it uses: memory (limit, OOM counter) and freezer (pause, and the process
+ * list for kill) always, cpu (and a co-mounted cpuacct) for a CPU quota, cpuset for a NUMA
+ * binding. cpuacct alone and pids are not used. */
+static bool v1_needed (int c, const struct cgroup_limits *lim)
+{
+    switch (c) {
+    case CGROUP_MEMORY:
+    case CGROUP_FREEZER: return true;
+    case CGROUP_CPU: return lim->cores > 0;
+    case CGROUP_CPUSET: return lim->cpus || lim->mems;
+    default: return false;
+    }
+}
+
 static int v1_create (const struct cgroup_ctx *cg, const char *name,
                       const struct cgroup_limits *lim, char *rel, size_t rsize, struct err *e)
 {
@@ -683,7 +700,7 @@ static int v1_create (const struct cgroup_ctx *cg, const char *name,
     for (int c = 0; c < CGROUP_NCTRL; c++) {
         char dir[CGROUP_PATH_MAX], hk[CGROUP_PATH_MAX], td[CGROUP_PATH_MAX];
         bool dup = false;
-        if (!cg->mount[c][0])
+        if (!cg->mount[c][0] || !v1_needed (c, lim))
             continue;
         if (path_join (dir, sizeof dir, cg->mount[c], cg->base[c], NULL) < 0
             || path_join (hk, sizeof hk, dir, HK_DIR, NULL) < 0

@@ -696,26 +696,34 @@ static void test_v1_create (void)
     is_str (get ("v1/cpuset/hakuriver/task-3-1/cpuset.mems"), "0-1",
             "task cpuset.mems inherited when not given");
     ok (is_dir ("v1/freezer/hakuriver/task-3-1"), "freezer directory made");
-    ok (is_dir ("v1/pids/hakuriver/task-3-1"), "pids directory made");
+    ok (!is_dir ("v1/pids/hakuriver/task-3-1"), "no pids directory (no pids limit is set)");
 
     char dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
-    is_int (cgroup_dirs (&cg, rel, dirs, &e), 5,
-            "v1: one directory per distinct hierarchy (cpu,cpuacct shared)");
+    is_int (cgroup_dirs (&cg, rel, dirs, &e), 4,
+            "v1: one directory per distinct hierarchy used (cpu,cpuacct shared; no pids)");
     char want[1024];
     snprintf (want, sizeof want, "%s/v1/memory/sys.slice/hr.service/hakuriver/task-3-1", tmpdir);
     is_str (dirs[2], want, "memory directory includes the runner's memory cgroup");
     is_int (cgroup_exists (&cg, rel), 1, "v1 cgroup exists");
 
-    /* A non-empty cpuset of the hakuriver directory is left alone. */
+    /* A non-empty cpuset of the hakuriver directory is left alone; a task without a NUMA
+     * binding or a CPU quota gets neither a cpuset nor a cpu cgroup. */
     put ("v1/cpuset/hakuriver/cpuset.cpus", "2-3");
-    put ("v1/cpuset/hakuriver/task-3-1/cpuset.cpus", "");
     struct cgroup_limits nolim = { 0 };
-    ok (cgroup_create (&cg, "task-3-1", &nolim, rel, sizeof rel, &e) == 0, "v1 create again");
+    ok (cgroup_create (&cg, "task-3-2", &nolim, rel, sizeof rel, &e) == 0, "v1 create, no limits");
+    ok (!is_dir ("v1/cpuset/hakuriver/task-3-2"), "no cpuset directory without a NUMA binding");
+    ok (!is_dir ("v1/cpu,cpuacct/hakuriver/task-3-2"), "no cpu directory without a quota");
+    ok (is_dir ("v1/freezer/hakuriver/task-3-2"), "freezer directory always");
+    is_int (cgroup_dirs (&cg, rel, dirs, &e), 2, "memory and freezer only");
+    struct cgroup_limits numa_only = { .mems = "1" };
+    mkdirs ("v1/cpuset/hakuriver/task-3-3");                 /* with the kernel's files */
+    put ("v1/cpuset/hakuriver/task-3-3/cpuset.cpus", "");
+    put ("v1/cpuset/hakuriver/task-3-3/cpuset.mems", "");
+    ok (cgroup_create (&cg, "task-3-3", &numa_only, rel, sizeof rel, &e) == 0,
+        "v1 create with only cpuset.mems: %s", e.text);
     is_str (get ("v1/cpuset/hakuriver/cpuset.cpus"), "2-3", "existing cpuset.cpus kept");
-    is_str (get ("v1/cpuset/hakuriver/task-3-1/cpuset.cpus"), "2-3",
-            "task copies the hakuriver cpuset when no NUMA node is asked");
-    is_str (get ("v1/cpu,cpuacct/hakuriver/task-3-1/cpu.cfs_quota_us"), "200000",
-            "no cores: quota untouched");
+    is_str (get ("v1/cpuset/hakuriver/task-3-3/cpuset.cpus"), "2-3",
+            "task copies the hakuriver cpuset.cpus when only mems are asked");
 
     /* A controller a limit needs is missing. */
     v1_ctx (&cg, "v1", false);
@@ -735,7 +743,8 @@ static void test_v1_create (void)
     v1_ctx (&cg, "v1", true);
     unlink (at ("v1/cpuset/cpuset.mems"));
     put ("v1/cpuset/hakuriver/cpuset.mems", "");
-    ok (cgroup_create (&cg, "task-5-1", NULL, rel, sizeof rel, &e) < 0,
+    struct cgroup_limits bind = { .cores = 1, .cpus = "0" };
+    ok (cgroup_create (&cg, "task-5-1", &bind, rel, sizeof rel, &e) < 0,
         "cpuset without a readable parent fails");
     like (e.text, "cpuset.mems", "error names cpuset.mems");
     ok (!is_dir ("v1/cpu,cpuacct/hakuriver/task-5-1"), "directories made so far removed");
