@@ -16,7 +16,8 @@
 # Knobs (environment): BENCH_SUBMIT_S (5), BENCH_SUBMIT_MAX (10000), BENCH_TASKS (1000),
 # BENCH_LAT_N (200), BENCH_LAT_SPACING_MS (20), BENCH_STORE_ROWS (100000), BENCH_TASK_CORES
 # (1: required_cores of every benchmark task; 0 = tasks that hold no cores, so the runner's
-# cores do not limit concurrency), BENCH_KEEP=1 keeps the temporary directory.
+# cores do not limit concurrency), BENCH_KEEP=1 keeps the temporary directory, BENCH_LOGS=DIR
+# copies host.log and runner.log there at the end.
 
 set -u
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -107,6 +108,10 @@ teardown () {
     for s in $(pgrep -x hr-shim); do
         grep -qF "$DIR" "/proc/$s/environ" 2>/dev/null && kill -KILL "$s" 2>/dev/null
     done
+    if [ -n "${BENCH_LOGS:-}" ]; then
+        mkdir -p "$BENCH_LOGS" && cp "$DIR"/*.log "$BENCH_LOGS"/ 2>/dev/null \
+            && echo "logs copied to $BENCH_LOGS" >&2
+    fi
     if [ -n "${BENCH_KEEP:-}" ]; then echo "kept $DIR"; else rm -rf "$DIR"; fi
     exit $rc
 }
@@ -256,6 +261,7 @@ echo
 echo "details:"
 echo "  latency:  $LAT"
 echo "  makespan: $MK"
+echo "  daemon CPU over the makespan window (host,runner): $(kv cpu_by_pid_s "$MK") s"
 echo "  submit:   $SUB"
 echo "  pages:    $PG"
 echo "  host RSS kB: idle $RSS_IDLE, after runs $RSS_AFTER_RUNS, restart with $ROWS rows" \
