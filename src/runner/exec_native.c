@@ -30,6 +30,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -41,10 +42,21 @@
 extern char **environ;
 
 #define SHIM_COMM "hr-shim"
+
 #define MAX_GROUPS 256
+
+struct user_cache {                /* the last runner_user lookup */
+    char *name, *home;
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[MAX_GROUPS];
+    int ngroups;
+    time_t at;
+};
 
 struct native {
     char *state_dir;
+    struct user_cache user;
     struct cgroup_ctx cg;
     struct numa_topology topo;
     /* Exit files of collected tasks, unlinked once the runner has committed their result. */
@@ -159,32 +171,50 @@ static int open_output (const char *path, struct err *e)
     return fd;
 }
 
-/* Resolves the user to run as and refuses root unless allowed. */
-static int resolve_user (const struct exec_spec *s, struct launch *l, const char **home,
-                         const char **name, char *pwbuf, size_t pwsize, struct passwd *pw,
-                         struct err *e)
+/* Resolves the user to run as and refuses root unless allowed. The lookup (NSS: files,
+ * nscd, LDAP...) is cached for USER_CACHE_S seconds: one per task was a measurable part
+ * of a start. */
+#define USER_CACHE_S 60
+
+static int resolve_user (struct native *n, const struct exec_spec *s, struct launch *l,
+                         const char **home, const char **name, struct err *e)
 {
-    struct passwd *res = NULL;
     *home = NULL;
     *name = NULL;
     if (s->user && *s->user) {
-        int rc = getpwnam_r (s->user, pw, pwbuf, pwsize, &res);
-        if (rc != 0 || !res)
-            return err_set (e, rc ? rc : ENOENT, "runner_user `%s` does not exist on this "
-                            "runner", s->user);
-        if (res->pw_uid == 0 && !s->allow_root)
+        struct user_cache *u = &n->user;
+        time_t now = time (NULL);
+        if (!u->name || strcmp (u->name, s->user) != 0 || now - u->at > USER_CACHE_S
+            || now < u->at) {
+            char pwbuf[4096];
+            struct passwd pw, *res = NULL;
+            int rc = getpwnam_r (s->user, &pw, pwbuf, sizeof pwbuf, &res);
+            if (rc != 0 || !res)
+                return err_set (e, rc ? rc : ENOENT, "runner_user `%s` does not exist on "
+                                "this runner", s->user);
+            free (u->name);
+            free (u->home);
+            u->name = xstrdup (s->user);
+            u->home = xstrdup (res->pw_dir);
+            u->uid = res->pw_uid;
+            u->gid = res->pw_gid;
+            int ng = MAX_GROUPS;
+            if (getgrouplist (res->pw_name, res->pw_gid, u->groups, &ng) < 0)
+                ng = 1, u->groups[0] = res->pw_gid;
+            u->ngroups = ng;
+            u->at = now;
+        }
+        if (u->uid == 0 && !s->allow_root)
             return err_set (e, EPERM, "refusing to run a task as root (runner_user `%s` is "
                             "root); set [environment] allow_root_tasks = true to allow it",
                             s->user);
-        l->uid = res->pw_uid;
-        l->gid = res->pw_gid;
-        l->switch_user = res->pw_uid != geteuid () || res->pw_gid != getegid ();
-        int ng = MAX_GROUPS;
-        if (getgrouplist (res->pw_name, res->pw_gid, l->groups, &ng) < 0)
-            ng = 1, l->groups[0] = res->pw_gid;
-        l->ngroups = ng;
-        *home = res->pw_dir;
-        *name = res->pw_name;
+        l->uid = u->uid;
+        l->gid = u->gid;
+        l->switch_user = u->uid != geteuid () || u->gid != getegid ();
+        memcpy (l->groups, u->groups, sizeof l->groups);
+        l->ngroups = u->ngroups;
+        *home = u->home;
+        *name = u->name;
         return 0;
     }
     if (geteuid () == 0 && !s->allow_root)
@@ -201,10 +231,8 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
     l->argv = s->argv;
     l->workdir = s->workdir && *s->workdir ? s->workdir : "/";
 
-    char pwbuf[4096];
-    struct passwd pw;
     const char *home, *name;
-    if (resolve_user (s, l, &home, &name, pwbuf, sizeof pwbuf, &pw, e) < 0)
+    if (resolve_user (n, s, l, &home, &name, e) < 0)
         return -1;
 
     /* Environment: the runner's own minus every HAKURIVER_* (tokens live there), then the
@@ -639,6 +667,8 @@ static void native_destroy (struct executor *ex)
     native_committed (ex);
     free (n->forget);
     numa_topology_clear (&n->topo);
+    free (n->user.name);
+    free (n->user.home);
     free (n->state_dir);
     free (n);
     free (ex);
