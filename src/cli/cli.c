@@ -348,3 +348,34 @@ int cli_cmd_command (struct cli *cli, int argc, char **argv)
     http_resp_free (&r);
     return rc;
 }
+
+int cli_dispatch (int argc, char **argv, void (*usage) (FILE *out),
+                  const struct cli_subcmd *cmds, size_t n)
+{
+    struct cli cli = { .prog = cli_prog_name (argv[0]), .usage = usage };
+    struct args_global g;
+    struct err e = { 0 };
+    if (args_parse_global (argc, argv, &g, &e) < 0)
+        return cli_usage_error (&cli, e.text);
+    if (g.help) {
+        usage (stdout);
+        return CLI_OK;
+    }
+    if (g.sub >= argc) {
+        usage (stderr);
+        return CLI_USAGE;
+    }
+    cli.config = g.config;
+    cli.json = g.json;
+    const char *word = argv[g.sub];
+    for (size_t i = 0; i < n; i++)
+        if (strcmp (cmds[i].name, word) == 0) {
+            int rc = cmds[i].fn (&cli, argc - g.sub, argv + g.sub);
+            cli_close (&cli);
+            return rc;
+        }
+    char *msg = xasprintf ("unknown command `%s`", word);
+    int rc = cli_usage_error (&cli, msg);
+    free (msg);
+    return rc;
+}

@@ -27,6 +27,17 @@ struct cli {
     void (*usage) (FILE *out); /* the program's usage text, printed for --help */
 };
 
+/* One subcommand of a program: its word and its handler (ARGV[0] is the word). */
+struct cli_subcmd {
+    const char *name;
+    int (*fn) (struct cli *cli, int argc, char **argv);
+};
+
+/* The main of hakuriver.client / hakuriver.task: global options, then the subcommand named
+ * by the first word, looked up in CMDS (N entries). Returns the exit status. */
+int cli_dispatch (int argc, char **argv, void (*usage) (FILE *out),
+                  const struct cli_subcmd *cmds, size_t n);
+
 /* Returns the display name for ARGV0 and the program word: "hakuriver.task" whether invoked
  * through the link or as `hakuriver task`. */
 const char *cli_prog_name (const char *word);

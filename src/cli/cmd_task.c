@@ -365,12 +365,7 @@ out:
     return rc;
 }
 
-struct subcmd {
-    const char *name;
-    int (*fn) (struct cli *cli, int argc, char **argv);
-};
-
-static const struct subcmd subcmds[] = {
+static const struct cli_subcmd subcmds[] = {
     { "submit", cmd_submit },       { "status", cli_cmd_status }, { "stdout", cmd_log },
     { "stderr", cmd_log },          { "kill", cli_cmd_kill },     { "command", cli_cmd_command },
     { "list", cmd_list },
@@ -378,30 +373,5 @@ static const struct subcmd subcmds[] = {
 
 int cli_task_main (int argc, char **argv)
 {
-    struct cli cli = { .prog = cli_prog_name (argv[0]), .usage = usage };
-    struct args_global g;
-    struct err e = { 0 };
-    if (args_parse_global (argc, argv, &g, &e) < 0)
-        return cli_usage_error (&cli, e.text);
-    if (g.help) {
-        usage (stdout);
-        return CLI_OK;
-    }
-    if (g.sub >= argc) {
-        usage (stderr);
-        return CLI_USAGE;
-    }
-    cli.config = g.config;
-    cli.json = g.json;
-    const char *word = argv[g.sub];
-    for (size_t i = 0; i < sizeof subcmds / sizeof subcmds[0]; i++)
-        if (strcmp (subcmds[i].name, word) == 0) {
-            int rc = subcmds[i].fn (&cli, argc - g.sub, argv + g.sub);
-            cli_close (&cli);
-            return rc;
-        }
-    char *msg = xasprintf ("unknown command `%s`", word);
-    int rc = cli_usage_error (&cli, msg);
-    free (msg);
-    return rc;
+    return cli_dispatch (argc, argv, usage, subcmds, sizeof subcmds / sizeof subcmds[0]);
 }
