@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/xalloc.h"
 
 #define HK_DIR "hakuriver"           /* our sub-tree under the runner's cgroup */
@@ -82,19 +83,9 @@ static char *read_all (const char *path)
 /* Reads a short file into BUF, trailing whitespace trimmed. Returns 0 or -1 with errno. */
 static int read_line (const char *path, char *buf, size_t size)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    ssize_t r;
-    if (fd < 0)
+    ssize_t r = fileio_read_text (path, buf, size);
+    if (r < 0)
         return -1;
-    do
-        r = read (fd, buf, size - 1);
-    while (r < 0 && errno == EINTR);
-    int saved = errno;
-    close (fd);
-    if (r < 0) {
-        errno = saved;
-        return -1;
-    }
     while (r > 0 && isspace ((unsigned char)buf[r - 1]))
         r--;
     buf[r] = '\0';

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 #include "common/xalloc.h"
 
 #define NUMA_SYSFS "/sys/devices/system/node"
@@ -107,32 +108,13 @@ int numa_format_cpulist (const int *cpus, size_t n, char *buf, size_t size, stru
     return 0;
 }
 
-/* Reads a small sysfs file into BUF (NUL-terminated). Returns 0 or -1 with errno. */
-static int read_small (const char *path, char *buf, size_t size)
-{
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    ssize_t r;
-    if (fd < 0)
-        return -1;
-    do
-        r = read (fd, buf, size - 1);
-    while (r < 0 && errno == EINTR);
-    int saved = errno;
-    close (fd);
-    if (r < 0) {
-        errno = saved;
-        return -1;
-    }
-    buf[r] = '\0';
-    return 0;
-}
 
 /* "Node 0 MemTotal:       16384000 kB" -> bytes; 0 when absent. */
 static int64_t node_memtotal (const char *dir)
 {
     char path[600], buf[4096];
     snprintf (path, sizeof path, "%s/meminfo", dir);
-    if (read_small (path, buf, sizeof buf) < 0)
+    if (fileio_read_text (path, buf, sizeof buf) < 0)
         return 0;
     for (char *line = buf; line && *line;) {
         char *nl = strchr (line, '\n');
@@ -185,7 +167,7 @@ int numa_topology_read (const char *root, struct numa_topology *out, struct err 
         snprintf (dir, sizeof dir, "%s/%s", root, de->d_name);
         snprintf (path, sizeof path, "%s/cpulist", dir);
         struct numa_node node = { .id = (int)id };
-        if (read_small (path, buf, sizeof buf) < 0)
+        if (fileio_read_text (path, buf, sizeof buf) < 0)
             buf[0] = '\0';   /* no cpulist: treat as a memory-only node */
         if (numa_parse_cpulist (buf, &node.cpus, &node.ncpus, e) < 0) {
             err_wrap (e, "%s", path);

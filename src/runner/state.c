@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "common/fileio.h"
 #include "common/xalloc.h"
 
 /* Keep this many finished (task_id, attempt) pairs for run de-duplication: a few days of
@@ -460,19 +461,12 @@ static bool valid_node_id (const char *s)
 /* Reads an existing node-id file. Returns 1 read, 0 absent, -1 error. */
 static int read_node_id (const char *path, char *out, struct err *e)
 {
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
+    char buf[64];
+    if (fileio_read_text (path, buf, sizeof buf) < 0) {
         if (errno == ENOENT)
             return 0;
-        return err_set (e, errno, "open `%s`: %s", path, strerror (errno));
+        return err_set (e, errno, "read `%s`: %s", path, strerror (errno));
     }
-    char buf[64];
-    ssize_t n = read (fd, buf, sizeof buf - 1);
-    int saved = errno;
-    close (fd);
-    if (n < 0)
-        return err_set (e, saved, "read `%s`: %s", path, strerror (saved));
-    buf[n] = '\0';
     buf[strcspn (buf, "\r\n")] = '\0';
     if (!valid_node_id (buf))
         return err_set (e, EINVAL, "`%s` does not hold a node id (32 hex digits); remove it "

@@ -13,32 +13,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fileio.h"
 
-/* Reads at most SIZE-1 bytes of PATH into BUF, NUL-terminated. Returns bytes read or -1. */
-static ssize_t read_text (const char *path, char *buf, size_t size)
-{
-    int fd = open (path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    size_t n = 0;
-    while (n + 1 < size) {
-        ssize_t r = read (fd, buf + n, size - 1 - n);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            int saved = errno;
-            close (fd);
-            errno = saved;
-            return -1;
-        }
-        if (r == 0)
-            break;
-        n += (size_t)r;
-    }
-    close (fd);
-    buf[n] = '\0';
-    return (ssize_t)n;
-}
+
 
 int sysinfo_cpu_count (void)
 {
@@ -113,7 +90,7 @@ int sysinfo_read_meminfo (const char *path, struct sysinfo_mem *out, struct err 
     char buf[8192];
     if (!path)
         path = "/proc/meminfo";
-    if (read_text (path, buf, sizeof buf) < 0)
+    if (fileio_read_text (path, buf, sizeof buf) < 0)
         return err_set (e, errno, "read `%s`: %s", path, strerror (errno));
     if (sysinfo_parse_meminfo (buf, out, e) < 0)
         return err_wrap (e, "%s", path);
@@ -163,7 +140,7 @@ int sysinfo_read_stat (const char *path, struct sysinfo_cpu_sample *out, struct 
     char buf[4096]; /* the aggregate line comes first */
     if (!path)
         path = "/proc/stat";
-    if (read_text (path, buf, sizeof buf) < 0)
+    if (fileio_read_text (path, buf, sizeof buf) < 0)
         return err_set (e, errno, "read `%s`: %s", path, strerror (errno));
     if (sysinfo_parse_stat (buf, out, e) < 0)
         return err_wrap (e, "%s", path);
@@ -197,7 +174,7 @@ int sysinfo_temperatures (const char *root, double *avg, double *max)
             continue;
         char path[PATH_MAX], buf[64];
         snprintf (path, sizeof path, "%s/%s/temp", root, de->d_name);
-        if (read_text (path, buf, sizeof buf) <= 0)
+        if (fileio_read_text (path, buf, sizeof buf) <= 0)
             continue;
         char *end;
         errno = 0;
