@@ -33,7 +33,8 @@ MAIN_OBJ   := $(BUILD)/obj/main.o
 ALL_LIB    := $(BUILD)/libhost.a $(BUILD)/librunner.a $(BUILD)/libcli.a $(BUILD)/libcommon.a
 
 BIN   := $(BUILD)/hakuriver
-LINKS := hakuriver.host hakuriver.runner hakuriver.client hakuriver.task hakuriver.init
+LINKS := hakuriver.host hakuriver.runner hakuriver.client hakuriver.task hakuriver.init \
+         hakuriver.docker hakuriver.docker-shell
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))

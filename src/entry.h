@@ -7,5 +7,7 @@ int runner_main (int argc, char **argv);
 int cli_client_main (int argc, char **argv);
 int cli_task_main (int argc, char **argv);
 int cli_init_main (int argc, char **argv);
+int cli_docker_main (int argc, char **argv);
+int cli_docker_shell_main (int argc, char **argv);
 
 #endif

@@ -16,6 +16,8 @@ static const struct entry entries[] = {
     { "client", cli_client_main },
     { "task", cli_task_main },
     { "init", cli_init_main },
+    { "docker", cli_docker_main },
+    { "docker-shell", cli_docker_shell_main },
 };
 
 static int (*lookup (const char *name)) (int, char **)
@@ -31,8 +33,8 @@ static void usage (FILE *out)
     fprintf (out,
              "usage: hakuriver COMMAND [ARGS...]\n"
              "       (or through the links hakuriver.host, hakuriver.runner, hakuriver.client,\n"
-             "        hakuriver.task, hakuriver.init)\n"
-             "commands: host runner client task init\n");
+             "        hakuriver.task, hakuriver.init, hakuriver.docker, hakuriver.docker-shell)\n"
+             "commands: host runner client task init docker docker-shell\n");
 }
 
 int main (int argc, char **argv)

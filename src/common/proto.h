@@ -33,6 +33,7 @@
 #define PATH_NODES        "/nodes"
 #define PATH_HEALTH       "/health"
 #define PATH_TASK_LOG     "/task/"        /* + id + "/stdout" | "/stderr" */
+#define PATH_DOCKER_PREFIX "/docker/"     /* environment workflow (api_docker.c) */
 
 /* Container name meaning "run natively, no Docker". */
 #define CONTAINER_NULL "NULL"

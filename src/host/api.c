@@ -241,6 +241,8 @@ void api_dispatch (struct host *h, struct http_req *req)
         && (strcmp (seg[1], "stdout") == 0 || strcmp (seg[1], "stderr") == 0))
         return get ? api_task_log (h, req, seg[0], strcmp (seg[1], "stderr") == 0)
                    : http_reply_error (req, 405, "Use GET");
+    if (strncmp (u, PATH_DOCKER_PREFIX, strlen (PATH_DOCKER_PREFIX)) == 0)
+        return api_docker (h, req);
     char esc[300];
     http_reply_error (req, 404, "Not Found: %s %s", m, log_escape (u, esc, sizeof esc));
 }

@@ -44,6 +44,13 @@ void api_register (struct host *h, struct http_req *req);
 void api_heartbeat (struct host *h, struct http_req *req, const char *hostname);
 void api_poll (struct host *h, struct http_req *req, const char *hostname);
 void api_update (struct host *h, struct http_req *req);
+/* api_docker.c: the environment workflow under /docker/ (hakuriver.docker). Runs Docker
+ * Engine calls in the host's Docker worker thread; replies when they finish. */
+void api_docker (struct host *h, struct http_req *req);
+/* api_terminal.c: WebSocket terminal into a host environment container
+ * (GET /docker/host/containers/NAME/terminal, hakuriver.docker-shell). */
+void api_terminal (struct host *h, struct http_req *req, const char *container);
+
 /* Answers held long-polls whose node has commands (woken) or whose deadline passed. */
 void api_answer_polls (struct host *h, bool only_expired);
 
