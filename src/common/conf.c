@@ -147,6 +147,16 @@ static const struct key keys[] = {
     { "docker", "additional_mounts", KT_LIST, F (additional_mounts), NULL, 0, 0, 0, 0,
       mount_valid, "\"HOST_PATH:CONTAINER_PATH[:OPTIONS]\"",
       "Extra bind mounts for every Docker task, each \"HOST_PATH:CONTAINER_PATH[:OPTIONS]\"." },
+    { "docker", "socket", KT_STRING, F (docker_socket), "", 0, 0, 0, 0, NULL, NULL,
+      "Docker Engine API socket; empty = $DOCKER_HOST (unix://...) or /var/run/docker.sock." },
+    { "docker", "pull_timeout", KT_INT, F (pull_timeout), NULL, 120, 1, 86400, 0, NULL, NULL,
+      "Seconds a registry pull may take before it fails (no registry may be reachable)." },
+    { "docker", "create_default_environment", KT_BOOL, F (create_default_environment), NULL, 1,
+      0, 0, 0, NULL, NULL,
+      "At host start, build default_container_name from initial_base_image (a local image,\n"
+      "else a pull) when no tarball of it exists yet. A failure is logged; the host keeps running." },
+    { "docker", "allow_privileged", KT_BOOL, F (allow_privileged), NULL, 0, 0, 0, 0, NULL, NULL,
+      "Allow tasks and VPS to ask for --privileged (tasks_privileged makes every task privileged)." },
 
     { "auth", "api_token", KT_STRING, F (api_token), "", 0, 0, 0, KF_SECRET, NULL, NULL,
       "Token clients send as \"Authorization: Bearer <token>\". Empty disables\n"

@@ -45,12 +45,17 @@ struct conf {
     char *runner_user;             /* "": empty = the user running the runner */
     bool allow_root_tasks;         /* false: refuse to run native tasks as root */
 
-    /* [docker] (read now; used by the Docker executor) */
+    /* [docker] */
     char *container_dir;           /* "hakuriver-containers" */
     char *default_container_name;  /* "hakuriver-base" */
     char *initial_base_image;      /* "python:3.12.10-alpine3.21" */
     bool tasks_privileged;         /* false */
     char **additional_mounts;      /* NULL-terminated list, may be empty */
+    char *docker_socket;           /* "": $DOCKER_HOST (unix://) or /var/run/docker.sock */
+    int pull_timeout;              /* 120 s: a registry pull that takes longer fails */
+    bool create_default_environment; /* true: the host builds default_container_name from
+                                        initial_base_image at start when it has no tarball */
+    bool allow_privileged;         /* false: refuse tasks that ask for --privileged */
 
     /* [auth] (new) */
     char *api_token;               /* "": empty = no auth (the host warns at start) */

@@ -8,6 +8,11 @@
 #   hr_submit ARGS...             hakuriver.task submit ARGS, prints the task id(s)
 #   hr_wait_status ID STATUS...   waits until the task reaches one of the statuses
 #   hr_api METHOD PATH [BODY]     curl with the API token; prints "<code>\n<body>"
+#   hr_need_docker                makes a Docker engine available (scripts/docker-up.sh) or
+#                                 skips the file; under CI=true a missing engine is a failure
+#   hr_docker METHOD PATH [BODY]  curl to the Docker Engine API; prints "<code>\n<body>"
+# Docker objects of a test: environments should be named "$HR_ENV_PREFIX-..."; teardown
+# removes containers labelled with this test's shared_dir and images hakuriver/$HR_ENV_PREFIX-*.
 # Everything is torn down by an EXIT trap.
 
 set -u
@@ -42,8 +47,43 @@ hr_free_port () {
     done
 }
 
+HR_DOCKER_SOCK=${DOCKER_SOCK:-/var/run/docker.sock}
+hr_docker () { # hr_docker METHOD PATH [BODY]
+    local out code
+    out=$(mktemp)
+    code=$(curl -s -o "$out" -w '%{http_code}' --unix-socket "$HR_DOCKER_SOCK" -X "$1" \
+           -H 'Content-Type: application/json' ${3:+--data "$3"} "http://docker$2")
+    echo "$code"; cat "$out"; rm -f "$out"
+}
+hr_need_docker () {
+    local root
+    root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+    if ! "$root/scripts/docker-up.sh" >&2; then
+        if [ "${CI:-}" = true ]; then echo "Bail out! no Docker engine (CI must run the Docker tests)"; exit 1; fi
+        echo "1..0 # SKIP no Docker engine"; exit 0
+    fi
+    HR_DOCKER=1
+}
+_hr_docker_cleanup () {
+    [ "${HR_DOCKER:-}" = 1 ] || return 0
+    local ids
+    ids=$(curl -s --unix-socket "$HR_DOCKER_SOCK" "http://docker/containers/json?all=1" |
+          python3 -c 'import json,sys
+d=sys.argv[1]
+for c in json.load(sys.stdin):
+    if (c.get("Labels") or {}).get("hakuriver.shared_dir","").startswith(d): print(c["Id"])' "$HR_DIR")
+    for c in $ids; do curl -s -X DELETE --unix-socket "$HR_DOCKER_SOCK" "http://docker/containers/$c?force=1" >/dev/null; done
+    ids=$(curl -s --unix-socket "$HR_DOCKER_SOCK" "http://docker/images/json" |
+          python3 -c 'import json,sys
+p="hakuriver/"+sys.argv[1]+"-"
+for i in json.load(sys.stdin):
+    if any(t.startswith(p) for t in (i.get("RepoTags") or [])): print(i["Id"])' "$HR_ENV_PREFIX")
+    for c in $ids; do curl -s -X DELETE --unix-socket "$HR_DOCKER_SOCK" "http://docker/images/$c?force=1" >/dev/null; done
+}
+
 hr_setup () {
     HR_DIR=$(mktemp -d /tmp/hr-test.XXXXXX)
+    HR_ENV_PREFIX=hrt$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     HR_PORT=$(hr_free_port)
     HR_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
     HR_JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -72,6 +112,11 @@ kill_grace_seconds = 2
 
 [environment]
 runner_user = "nobody"
+
+[docker]
+container_dir = "containers"
+create_default_environment = false
+${HR_DOCKER_CONF:-}
 
 [auth]
 api_token = "$HR_TOKEN"
@@ -114,6 +159,7 @@ hr_teardown () {
         done
         kill -KILL "$s"
     done
+    _hr_docker_cleanup
     # a daemon's memory error or leak fails the test file
     local bad
     bad=$(grep -l -E "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|ERROR SUMMARY: [1-9]|definitely lost: [1-9]" \
