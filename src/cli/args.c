@@ -324,6 +324,7 @@ void args_submit_free (struct args_submit *o)
     FREE_NULL (o->env_keys);
     FREE_NULL (o->env_vals);
     FREE_NULL (o->container);
+    FREE_NULL (o->image);
     for (size_t i = 0; i < o->nmounts; i++)
         free (o->mounts[i]);
     FREE_NULL (o->mounts);
@@ -425,6 +426,13 @@ int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err 
                 return usage_err (e, "invalid --container ``: name is empty");
             free (o->container);
             o->container = xstrdup (v);
+        } else if ((r = opt_value (argc, argv, &i, "--image", NULL, &v, e))) {
+            if (r < 0)
+                return -1;
+            if (!*v)
+                return usage_err (e, "invalid --image ``: image reference is empty");
+            free (o->image);
+            o->image = xstrdup (v);
         } else if ((r = opt_value (argc, argv, &i, "--mount", NULL, &v, e))) {
             if (r < 0 || check_mount (v, e) < 0)
                 return -1;
@@ -495,6 +503,8 @@ json_t *args_submit_body (const struct args_submit *o)
     json_object_set_new (body, "container_name",
                          o->container ? json_string (o->container) : json_null ());
     json_object_set_new (body, "privileged", o->privileged ? json_true () : json_null ());
+    if (o->image)
+        json_object_set_new (body, "image", json_string (o->image));
     if (o->mounts) {
         json_t *m = json_array ();
         for (size_t i = 0; i < o->nmounts; i++)

@@ -39,6 +39,7 @@ struct args_submit {
     int64_t cores;   /* default 1 */
     int64_t memory;  /* bytes, -1 when --memory was not given */
     char *container; /* NULL when not given */
+    char *image;     /* --image REF: run this Docker image directly; NULL when not given */
     bool privileged;
     char **mounts;   /* NULL-terminated or NULL when --mount was not given */
     size_t nmounts;

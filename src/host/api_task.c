@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/xalloc.h"
+#include "common/tarballs.h"
 #include "host/api.h"
 
 #define MAX_TARGETS 10000
@@ -30,6 +31,7 @@ static const struct field_spec submit_fields[] = {
     { "privileged", F_BOOL | F_NULL },
     { "additional_mounts", F_ARR | F_NULL },
     { "retries", F_INT | F_NULL },
+    { "image", F_STR | F_NULL },
     { NULL, 0 },
 };
 
@@ -166,6 +168,67 @@ static struct node *check_target (struct host *h, const char *target, const char
     return n;
 }
 
+/* "HOST:CONTAINER[:ro|rw]" with absolute paths, no "..": what runners pass to Docker. */
+static bool valid_mount (const char *m)
+{
+    const char *c = strchr (m, ':');
+    if (!c || m[0] != '/' || c[1] != '/' || strlen (m) > 4000 || strstr (m, "/..")
+        || strchr (m, ','))
+        return false;
+    const char *o = strchr (c + 1, ':');
+    return !o || strcmp (o + 1, "ro") == 0 || strcmp (o + 1, "rw") == 0;
+}
+
+/* An image reference: [registry[:port]/]name[:tag][@digest], no spaces or control bytes. */
+static bool valid_image_ref (const char *r)
+{
+    size_t len = strlen (r);
+    if (len == 0 || len > 255 || !isalnum ((unsigned char)r[0]))
+        return false;
+    for (const char *p = r; *p; p++)
+        if (!isalnum ((unsigned char)*p) && !strchr ("._-/:@", *p))
+            return false;
+    return true;
+}
+
+/* Whether environment NAME has a tarball; otherwise replies 422 naming those that exist. */
+static bool environment_exists (struct host *h, struct http_req *req, const char *name)
+{
+    char *dir = xasprintf ("%s/%s", h->conf->shared_dir, h->conf->container_dir);
+    struct tarball *v = NULL;
+    size_t n = 0;
+    struct err e = { 0 };
+    bool found = false;
+    if (tarballs_list (dir, &v, &n, &e) < 0) {
+        http_reply_error (req, 500, "Cannot list container environments: %s", e.text);
+        goto out;
+    }
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp (v[i].name, name) == 0;
+    if (!found) {
+        char list[1024] = "";
+        for (size_t i = 0; i < n; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < i && !dup; j++)
+                dup = strcmp (v[i].name, v[j].name) == 0;
+            if (dup)
+                continue;
+            size_t l = strlen (list);
+            snprintf (list + l, sizeof list - l, "%s%s", l ? ", " : "", v[i].name);
+        }
+        char esc[160];
+        http_reply_error (req, 422, "Container environment '%s' does not exist (no tarball in "
+                          "%s). Existing environments: %s. Create one with hakuriver.docker "
+                          "create-container and create-tar, run an image directly with "
+                          "--image, or run natively with --container NULL",
+                          log_escape (name, esc, sizeof esc), dir, list[0] ? list : "none");
+    }
+out:
+    free (v);
+    free (dir);
+    return found;
+}
+
 static struct task *new_task (struct host *h, json_t *body, const char *command, int cores,
                               int64_t mem, int retries, const char *container)
 {
@@ -182,6 +245,20 @@ static struct task *new_task (struct host *h, json_t *body, const char *command,
     t->memory_bytes = mem;
     t->retries_left = retries;
     t->container = container ? xstrdup (container) : NULL;
+    json_t *image = json_object_get (body, "image");
+    json_t *mounts = json_object_get (body, "additional_mounts");
+    bool priv = json_is_true (json_object_get (body, "privileged"));
+    if (json_is_string (image) || json_array_size (mounts) > 0 || priv) {
+        json_t *d = json_object ();
+        if (json_is_string (image))
+            json_object_set (d, "image", image);
+        if (json_array_size (mounts) > 0)
+            json_object_set (d, "mounts", mounts);
+        if (priv)
+            json_object_set_new (d, "privileged", json_true ());
+        t->docker_json = json_dumps (d, JSON_COMPACT);
+        json_decref (d);
+    }
     t->stdout_path = xasprintf ("%s/%s/%" PRIu64 ".out", h->conf->shared_dir, DIR_TASK_OUTPUTS,
                                 t->id);
     t->stderr_path = xasprintf ("%s/%s/%" PRIu64 ".err", h->conf->shared_dir, DIR_TASK_ERRORS,
@@ -272,11 +349,42 @@ void api_submit (struct host *h, struct http_req *req)
         goto out;
     }
     json_t *mounts = json_object_get (body, "additional_mounts");
-    json_array_foreach (mounts, i, v) if (!json_is_string (v))
+    json_array_foreach (mounts, i, v) if (!json_is_string (v) || !valid_mount (json_string_value (v)))
     {
-        http_reply_error (req, 422, "Field 'additional_mounts' must be an array of strings");
+        char esc[300];
+        http_reply_error (req, 422, "Invalid mount '%s' in 'additional_mounts': expected "
+                          "HOST_PATH:CONTAINER_PATH[:ro|rw] with absolute paths",
+                          json_is_string (v) ? log_escape (json_string_value (v), esc, sizeof esc)
+                                             : "(not a string)");
         goto out;
     }
+    const char *image = json_string_value (json_object_get (body, "image"));
+    bool native = container && strcmp (container, CONTAINER_NULL) == 0;
+    if (image && !valid_image_ref (image)) {
+        char esc[300];
+        http_reply_error (req, 422, "Invalid image reference '%s'",
+                          log_escape (image, esc, sizeof esc));
+        goto out;
+    }
+    if (image && native) {
+        http_reply_error (req, 422, "'image' runs a Docker image; it cannot be combined with "
+                                    "container_name NULL (native execution)");
+        goto out;
+    }
+    if (native && (json_array_size (mounts) > 0
+                   || json_is_true (json_object_get (body, "privileged")))) {
+        http_reply_error (req, 422, "'additional_mounts' and 'privileged' apply to Docker tasks "
+                                    "only, not to container_name NULL");
+        goto out;
+    }
+    if (json_is_true (json_object_get (body, "privileged")) && !h->conf->allow_privileged) {
+        http_reply_error (req, 403, "Privileged tasks are not allowed on this cluster ([docker] "
+                                    "allow_privileged = false in the host config)");
+        goto out;
+    }
+    if (!image && !native
+        && !environment_exists (h, req, container ? container : h->conf->default_container_name))
+        goto out;
     json_t *targets = json_object_get (body, "targets");
     json_t *gpus = json_object_get (body, "required_gpus");
     size_t ntargets = json_array_size (targets);

@@ -111,6 +111,11 @@ json_t *task_to_json (const struct task *t)
     json_object_set_new (o, "task_type", json_string (t->task_type));
     json_object_set_new (o, "container_name",
                          t->container ? json_string (t->container) : json_null ());
+    json_t *dopt = t->docker_json ? json_loads (t->docker_json, 0, NULL) : NULL;
+    json_object_set_new (o, "image", json_incref (json_object_get (dopt, "image")
+                                                      ? json_object_get (dopt, "image")
+                                                      : json_null ()));
+    json_decref (dopt);
     json_object_set_new (o, "attempt", json_integer (t->attempt));
     json_object_set_new (o, "retries", json_integer (t->retries_left));
     json_object_set_new (o, "target", t->target ? json_string (t->target) : json_null ());
@@ -129,9 +134,21 @@ json_t *task_info_json (struct host *h, const struct task *t)
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p - 'A' + 'a');
     }
-    json_t *mounts = json_array ();
-    for (char **m = h->conf->additional_mounts; m && *m; m++)
-        json_array_append_new (mounts, json_string (*m));
+    /* Per-task Docker options (submit's image, additional_mounts, privileged). Mounts
+     * given with the task replace the configured ones, as in 0.3. */
+    json_t *dopt = t->docker_json ? json_loads (t->docker_json, 0, NULL) : NULL;
+    const char *direct = json_string_value (json_object_get (dopt, "image"));
+    json_t *mounts = json_object_get (dopt, "mounts");
+    if (json_is_array (mounts)) {
+        json_incref (mounts);
+    } else {
+        mounts = json_array ();
+        for (char **m = h->conf->additional_mounts; m && *m; m++)
+            json_array_append_new (mounts, json_string (*m));
+    }
+    bool privileged = h->conf->tasks_privileged || json_is_true (json_object_get (dopt, "privileged"));
+    if (direct)
+        snprintf (image, sizeof image, "%s", direct);
     json_t *o = json_object ();
     json_object_set_new (o, "task_id", json_integer ((json_int_t)t->id));
     json_object_set_new (o, "attempt", json_integer (t->attempt));
@@ -149,8 +166,10 @@ json_t *task_info_json (struct host *h, const struct task *t)
                          t->numa >= 0 ? json_integer (t->numa) : json_null ());
     json_object_set_new (o, "container_name", json_string (cont));
     json_object_set_new (o, "docker_image_name", json_string (image));
-    json_object_set_new (o, "docker_privileged", json_boolean (h->conf->tasks_privileged));
+    json_object_set_new (o, "image", direct ? json_string (direct) : json_null ());
+    json_object_set_new (o, "docker_privileged", json_boolean (privileged));
     json_object_set_new (o, "docker_additional_mounts", mounts);
+    json_decref (dopt);
     return o;
 }
 

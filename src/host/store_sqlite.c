@@ -75,8 +75,12 @@ static const char SQL_SCHEMA_V1[] =
     "CREATE INDEX task_batch_id ON task (batch_id, task_id);"
     "CREATE INDEX task_type_id ON task (task_type, task_id);";
 
+/* v2: Docker options of a task (--image, --mount, --privileged) as one JSON object. */
+static const char SQL_SCHEMA_V2[] = "ALTER TABLE task ADD COLUMN docker_options TEXT;";
+
 static const char *const MIGRATIONS[] = {
     SQL_SCHEMA_V1,
+    SQL_SCHEMA_V2,
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -86,19 +90,19 @@ static const char *const MIGRATIONS[] = {
     " required_gpus, required_memory_bytes, status, assigned_node_id, target,"              \
     " target_numa_node_id, container_name, stdout_path, stderr_path, exit_code,"            \
     " error_message, submitted_at, started_at, completed_at, attempt, retries_left,"        \
-    " assignment_suspicion_count"
+    " assignment_suspicion_count, docker_options"
 
 enum task_col {
     COL_ID, COL_TYPE, COL_BATCH, COL_COMMAND, COL_ARGS, COL_ENV, COL_CORES, COL_GPUS,
     COL_MEMORY, COL_STATUS, COL_NODE, COL_TARGET, COL_NUMA, COL_CONTAINER, COL_STDOUT,
     COL_STDERR, COL_EXIT, COL_ERROR, COL_SUBMITTED, COL_STARTED, COL_COMPLETED, COL_ATTEMPT,
-    COL_RETRIES, COL_SUSPICION,
+    COL_RETRIES, COL_SUSPICION, COL_DOCKER,
     COL_COUNT
 };
 
 static const char SQL_TASK_INSERT[] =
     "INSERT INTO task (" TASK_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24)";
+    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
 /* Every column but the key: writing the immutable ones too costs nothing and keeps one
  * binding function for insert and update. */
 static const char SQL_TASK_UPDATE[] =
@@ -107,7 +111,8 @@ static const char SQL_TASK_UPDATE[] =
     " status = ?10, assigned_node_id = ?11, target = ?12, target_numa_node_id = ?13,"
     " container_name = ?14, stdout_path = ?15, stderr_path = ?16, exit_code = ?17,"
     " error_message = ?18, submitted_at = ?19, started_at = ?20, completed_at = ?21,"
-    " attempt = ?22, retries_left = ?23, assignment_suspicion_count = ?24"
+    " attempt = ?22, retries_left = ?23, assignment_suspicion_count = ?24,"
+    " docker_options = ?25"
     " WHERE task_id = ?1";
 static const char SQL_TASK_GET[] = "SELECT " TASK_COLUMNS " FROM task WHERE task_id = ?1";
 static const char SQL_TASK_MAX_ID[] = "SELECT max(task_id) FROM task";
@@ -490,6 +495,7 @@ static int bind_task (struct store *st, sqlite3_stmt *s, const struct task *t, s
     rc |= sqlite3_bind_int (s, COL_ATTEMPT + 1, t->attempt);
     rc |= sqlite3_bind_int (s, COL_RETRIES + 1, t->retries_left);
     rc |= sqlite3_bind_int (s, COL_SUSPICION + 1, t->suspicion);
+    rc |= bind_text_or_null (s, COL_DOCKER + 1, t->docker_json);
     if (rc != SQLITE_OK) {
         db_err (st->db, rc, e, "bind task");
         sqlite3_clear_bindings (s);
@@ -555,6 +561,7 @@ static struct task *task_from_row (sqlite3_stmt *s, struct err *e)
     t->attempt = sqlite3_column_int (s, COL_ATTEMPT);
     t->retries_left = sqlite3_column_int (s, COL_RETRIES);
     t->suspicion = sqlite3_column_int (s, COL_SUSPICION);
+    t->docker_json = column_str (s, COL_DOCKER, NULL);
     return t;
 error:
     task_destroy (t);

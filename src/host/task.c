@@ -38,6 +38,7 @@ void task_destroy (struct task *t)
     free (t->node);
     free (t->target);
     free (t->container);
+    free (t->docker_json);
     free (t->stdout_path);
     free (t->stderr_path);
     free (t->error_message);
@@ -60,6 +61,7 @@ struct task *task_copy (const struct task *src)
     t->node = dup_or_null (src->node);
     t->target = dup_or_null (src->target);
     t->container = dup_or_null (src->container);
+    t->docker_json = dup_or_null (src->docker_json);
     t->stdout_path = dup_or_null (src->stdout_path);
     t->stderr_path = dup_or_null (src->stderr_path);
     t->error_message = dup_or_null (src->error_message);

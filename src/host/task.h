@@ -34,6 +34,7 @@ struct task {
     char *target;                /* requested "host[:numa]", NULL = auto placement */
     int numa;                    /* target NUMA node, -1 = none */
     char *container;             /* environment name, "NULL" = native */
+    char *docker_json;           /* {"image","mounts","privileged"} given at submit, or NULL */
     char *stdout_path;
     char *stderr_path;
     bool has_exit_code;

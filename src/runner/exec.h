@@ -1,4 +1,4 @@
-/* exec.h - executor interface on the runner (native today; Docker next, same ops). */
+/* exec.h - executor interface on the runner: native (exec_native.c) and Docker (exec_docker.c) */
 #ifndef HR_RUNNER_EXEC_H
 #define HR_RUNNER_EXEC_H
 
@@ -26,6 +26,12 @@ struct exec_spec {
     const char *local_temp_dir;
     const char *user;            /* run as this user; NULL/"" = the runner's user */
     bool allow_root;             /* else refuse when the effective user is root */
+    /* Docker only */
+    const char *image;           /* image reference to run */
+    const char *environment;     /* environment whose tarballs provide IMAGE; NULL = IMAGE
+                                    as is (pulled when missing) */
+    char **mounts;               /* extra "HOST:CONTAINER[:ro|rw]" binds, NULL-terminated */
+    bool privileged;
 };
 
 /* A started task as the runner tracks (and persists) it. */
@@ -34,7 +40,8 @@ struct exec_task {
     int attempt;
     pid_t shim_pid;              /* supervising process; survives a runner restart */
     int pidfd;                   /* pidfd of the shim, -1 when not open; readable on exit */
-    char cgroup[256];            /* cgroup name relative to the hierarchy roots */
+    char cgroup[256];            /* native: cgroup name relative to the hierarchy roots;
+                                    docker: the container name */
     char command[128];           /* argv[0], escaped, for messages; "" after adoption */
 };
 
@@ -53,9 +60,11 @@ struct exec_ops {
     int (*start) (struct executor *ex, const struct exec_spec *spec, struct exec_task *out,
                   struct err *e);
     /* Re-attaches to a task from a previous runner life: reopens out->pidfd from
-     * shim_pid (after checking it is still our shim). Returns 1 if still running,
-     * 0 if it ended (collect() then gives the result), -1 on error. */
-    int (*adopt) (struct executor *ex, struct exec_task *task, struct err *e);
+     * shim_pid (after checking it is still our shim). SPEC (may be NULL) is the task as
+     * received. Returns 1 if still running, 0 if it ended (collect() then gives the
+     * result), -1 on error. */
+    int (*adopt) (struct executor *ex, struct exec_task *task, const struct exec_spec *spec,
+                  struct err *e);
     /* After the shim exited: reads the result, removes the cgroup, closes pidfd.
      * Returns 0 or -1. */
     int (*collect) (struct executor *ex, struct exec_task *task, struct exec_result *res,
@@ -80,5 +89,19 @@ struct executor {
  * Returns NULL on error. */
 struct executor *exec_native_create (const char *state_dir, const char *cgroup_root,
                                      struct err *e);
+
+/* Docker executor settings (copied). */
+struct exec_docker_conf {
+    char *state_dir;             /* exit files, image locks */
+    char *socket;                /* Engine API socket; NULL/"" = default */
+    char *tar_dir;               /* <shared_dir>/<container_dir> */
+    char *node_id, *hostname;    /* container labels */
+    int pull_timeout;            /* seconds */
+};
+
+/* Creates the Docker executor (nothing is connected yet). Returns NULL on error. */
+struct executor *exec_docker_create (const struct exec_docker_conf *conf, struct err *e);
+/* Whether the engine answers. Returns 0 or -1 with E set. */
+int exec_docker_ping (struct executor *ex, struct err *e);
 
 #endif

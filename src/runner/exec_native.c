@@ -534,19 +534,29 @@ fail_cgroup:;
     return -1;
 }
 
+/* Whether PID is a live shim of ours. A shim whose parent died is a zombie until init
+ * reaps it, and without a reaping init (containers) it stays one: that counts as gone. */
 static bool shim_is_ours (pid_t pid)
 {
-    char path[64], comm[32] = "";
+    char path[64], comm[32] = "", stat[256] = "";
     snprintf (path, sizeof path, "/proc/%d/comm", (int)pid);
     FILE *f = fopen (path, "re");
     if (!f)
         return false;
     bool ok = fgets (comm, sizeof comm, f) && strcmp (comm, SHIM_COMM "\n") == 0;
     fclose (f);
+    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (ok && (f = fopen (path, "re"))) {
+        const char *close_paren = fgets (stat, sizeof stat, f) ? strrchr (stat, ')') : NULL;
+        if (close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+            ok = false;
+        fclose (f);
+    }
     return ok;
 }
 
-static int native_adopt (struct executor *ex, struct exec_task *t, struct err *e)
+static int native_adopt (struct executor *ex, struct exec_task *t, const struct exec_spec *spec,
+                         struct err *e)
 {
     struct native *n = ex->impl;
     char path[CGROUP_PATH_MAX + 64];

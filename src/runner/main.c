@@ -56,6 +56,15 @@ char *runner_iso_now (char *buf, size_t size)
     return buf;
 }
 
+/* After a commit: each executor may drop what it kept for the results just committed. */
+static void executors_committed (struct runner *r)
+{
+    if (r->ex->ops->committed)
+        r->ex->ops->committed (r->ex);
+    if (r->docker && r->docker->ops->committed)
+        r->docker->ops->committed (r->docker);
+}
+
 static double backoff_next (double *b)
 {
     *b = *b > 0 ? *b * 2 : BACKOFF_MIN_S;
@@ -507,8 +516,8 @@ static int run_loop (struct runner *r, int sigfd)
         /* Everything decided in the last iteration is durable before any request leaves. */
         if (state_commit (r->state, &e) < 0)
             log_err ("%s", e.text);
-        else if (r->ex->ops->committed)
-            r->ex->ops->committed (r->ex);
+        else
+            executors_committed (r);
         double now = runner_now ();
         kick (r, now);
 
@@ -552,8 +561,7 @@ static int run_loop (struct runner *r, int sigfd)
         log_err ("%s", e.text);
         return -1;
     }
-    if (r->ex->ops->committed)
-        r->ex->ops->committed (r->ex);
+    executors_committed (r);
     return 0;
 }
 
@@ -590,6 +598,8 @@ static void runner_free (struct runner *r)
     channel_destroy (r->ch);
     if (r->ex)
         r->ex->ops->destroy (r->ex);
+    if (r->docker)
+        r->docker->ops->destroy (r->docker);
     state_close (r->state);
     free (r->state_dir);
     free (r->shared_data_dir);
@@ -723,6 +733,22 @@ int runner_main (int argc, char **argv)
         log_err ("executor: %s", e.text);
         goto out;
     }
+    struct exec_docker_conf dc = {
+        .state_dir = r->state_dir,
+        .socket = r->conf.docker_socket,
+        .node_id = r->node_id,
+        .hostname = r->hostname,
+        .pull_timeout = r->conf.pull_timeout,
+    };
+    dc.tar_dir = xasprintf ("%s/%s", r->conf.shared_dir, r->conf.container_dir);
+    r->docker = exec_docker_create (&dc, &e);
+    free (dc.tar_dir);
+    if (!r->docker) {
+        log_err ("Docker executor: %s", e.text);
+        goto out;
+    }
+    if (exec_docker_ping (r->docker, &e) < 0)
+        log_warn ("Docker tasks will fail until the engine answers: %s", e.text);
 
     const char *addr = r->conf.host_reachable_address;
     bool v6 = strchr (addr, ':') && addr[0] != '[';
@@ -748,8 +774,9 @@ int runner_main (int argc, char **argv)
     if (sysinfo_read_stat (NULL, &r->cpu_prev, NULL) == 0)
         r->have_cpu_prev = true;
 
-    log_info ("runner %s (node_id %s) starting: host %s, executor %s, state %s, shared %s, "
+    log_info ("runner %s (node_id %s) starting: host %s, executors %s+%s, state %s, shared %s, "
               "auth %s, %d cores", r->hostname, r->node_id, r->host_url, r->ex->ops->name,
+              r->docker->ops->name,
               r->state_dir, r->conf.shared_dir, token && *token ? "on" : "off",
               sysinfo_cpu_count ());
 

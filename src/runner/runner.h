@@ -23,6 +23,7 @@ enum runner_phase {
 /* A task this runner supervises (mirrors its row in the state tasks table). */
 struct rtask {
     struct exec_task et;         /* task_id, attempt, shim_pid, pidfd, cgroup */
+    struct executor *ex;         /* r->ex (native) or r->docker */
     char status[16];             /* STATE_* */
     char started_at[32];         /* ISO local time, "" before start */
     double kill_deadline;        /* monotonic time of the SIGKILL escalation, 0 = none */
@@ -41,7 +42,8 @@ struct runner {
     char *host_url;
 
     struct state *state;
-    struct executor *ex;
+    struct executor *ex;         /* native tasks (--container NULL) */
+    struct executor *docker;     /* Docker tasks */
     struct channel *ch;
     struct channel_req *poll_req, *update_req, *hb_req, *reg_req;
 

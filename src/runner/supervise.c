@@ -15,8 +15,14 @@
 #include "common/proto.h"
 #include "common/xalloc.h"
 
-#define MSG_DOCKER_UNAVAILABLE \
-    "Docker execution is not available on this runner yet; submit with --container NULL"
+/* Which executor runs TASK (TaskInfo): `container_name` "NULL" = native, else Docker. */
+static struct executor *executor_for (struct runner *r, json_t *task)
+{
+    json_t *c = json_object_get (task, "container_name");
+    if (json_is_string (c) && strcmp (json_string_value (c), CONTAINER_NULL) == 0)
+        return r->ex;
+    return r->docker;
+}
 
 /* ---- updates ---------------------------------------------------------------------- */
 
@@ -166,6 +172,7 @@ struct spec_buf {
     struct exec_spec spec;
     char **argv;
     char **env;
+    char **mounts;
     int *gpus;
 };
 
@@ -175,6 +182,9 @@ static void spec_buf_free (struct spec_buf *b)
         free (*p);
     for (char **p = b->env; p && *p; p++)
         free (*p);
+    for (char **p = b->mounts; p && *p; p++)
+        free (*p);
+    free (b->mounts);
     free (b->argv);
     free (b->env);
     free (b->gpus);
@@ -282,6 +292,29 @@ static int spec_from_taskinfo (struct runner *r, uint64_t task_id, int attempt, 
     s->local_temp_dir = r->conf.local_temp_dir;
     s->user = r->conf.runner_user && *r->conf.runner_user ? r->conf.runner_user : NULL;
     s->allow_root = r->conf.allow_root_tasks;
+
+    /* Docker: an explicit `image` runs as is; otherwise the environment's image. */
+    const char *image = opt_str (task, "image", NULL);
+    const char *container = opt_str (task, "container_name", NULL);
+    if (image && *image) {
+        s->image = image;
+    } else {
+        s->image = opt_str (task, "docker_image_name", NULL);
+        s->environment = container;
+    }
+    json_t *mounts = json_object_get (task, "docker_additional_mounts");
+    if (mounts && !json_is_null (mounts) && !json_is_array (mounts))
+        return err_set (e, EINVAL, "`docker_additional_mounts` must be a list of strings");
+    size_t nm = json_is_array (mounts) ? json_array_size (mounts) : 0;
+    b->mounts = xcalloc (nm + 1, sizeof *b->mounts);
+    for (size_t m = 0; m < nm; m++) {
+        json_t *mv = json_array_get (mounts, m);
+        if (!json_is_string (mv))
+            return err_set (e, EINVAL, "`docker_additional_mounts` must be a list of strings");
+        b->mounts[m] = xstrdup (json_string_value (mv));
+    }
+    s->mounts = b->mounts;
+    s->privileged = json_is_true (json_object_get (task, "docker_privileged"));
     return 0;
 bad_args:
     return err_set (e, EINVAL, "`arguments` must be a list of strings");
@@ -297,7 +330,8 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
         err_wrap (&e, "invalid task");
         goto error;
     }
-    if (r->ex->ops->start (r->ex, &b.spec, &et, &e) < 0)
+    t->ex = executor_for (r, task);
+    if (t->ex->ops->start (t->ex, &b.spec, &et, &e) < 0)
         goto error;
     spec_buf_free (&b);
     t->et = et;
@@ -306,8 +340,9 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
     persist (r, t);
     report (r, t->et.task_id, t->et.attempt, ST_RUNNING, NULL, NULL, t->started_at, NULL);
     char cmd[256];
-    log_info ("task %" PRIu64 ".%d: starting -> running (shim pid %d, cgroup %s): %s",
-              t->et.task_id, t->et.attempt, (int)t->et.shim_pid, t->et.cgroup,
+    log_info ("task %" PRIu64 ".%d: starting -> running (%s, shim pid %d, %s %s): %s",
+              t->et.task_id, t->et.attempt, t->ex->ops->name, (int)t->et.shim_pid,
+              t->ex == r->ex ? "cgroup" : "container", t->et.cgroup,
               log_escape (opt_str (task, "command", ""), cmd, sizeof cmd));
     return;
 error:
@@ -366,7 +401,7 @@ static void do_kill (struct runner *r, uint64_t task_id, int attempt, const char
         return;
     }
     if (strcmp (t->status, STATE_PAUSED) == 0
-        && r->ex->ops->resume (r->ex, &t->et, &e) < 0)
+        && t->ex->ops->resume (t->ex, &t->et, &e) < 0)
         log_warn ("task %" PRIu64 ".%d: resume before kill: %s", task_id, t->et.attempt,
                   e.text);
     log_info ("task %" PRIu64 ".%d: %s -> killing (%s; SIGKILL after %d s)", task_id,
@@ -374,7 +409,7 @@ static void do_kill (struct runner *r, uint64_t task_id, int attempt, const char
     snprintf (t->status, sizeof t->status, "%s", STATE_KILLING);
     persist (r, t);
     t->kill_deadline = runner_now () + r->conf.kill_grace_seconds;
-    if (r->ex->ops->signal (r->ex, &t->et, SIGTERM, &e) < 0) {
+    if (t->ex->ops->signal (t->ex, &t->et, SIGTERM, &e) < 0) {
         log_warn ("task %" PRIu64 ".%d: SIGTERM: %s; sending SIGKILL", task_id, t->et.attempt,
                   e.text);
         t->kill_deadline = runner_now ();
@@ -398,8 +433,8 @@ static void do_pause (struct runner *r, uint64_t task_id, int attempt, bool paus
     }
     const char *want = pause ? STATE_PAUSED : STATE_RUNNING;
     if (strcmp (t->status, want) != 0) {
-        int rc = pause ? r->ex->ops->pause (r->ex, &t->et, &e)
-                       : r->ex->ops->resume (r->ex, &t->et, &e);
+        int rc = pause ? t->ex->ops->pause (t->ex, &t->et, &e)
+                       : t->ex->ops->resume (t->ex, &t->et, &e);
         if (rc < 0) {
             /* The task keeps its current state; the host hears nothing new. */
             log_err ("task %" PRIu64 ".%d: %s failed: %s", task_id, t->et.attempt, op, e.text);
@@ -466,19 +501,6 @@ static struct rtask *accept_run (struct runner *r, json_t *task)
             log_err ("task %" PRIu64 ".%d: %s", id, attempt, e.text);
         return NULL;
     }
-    const char *container = opt_str (task, "container_name", NULL);
-    if (!container || strcmp (container, CONTAINER_NULL) != 0) {
-        char name[128];
-        log_warn ("task %" PRIu64 ".%d: refused: container `%s` requested, Docker is not "
-                  "available on this runner", id, attempt,
-                  log_escape (container ? container : "(default)", name, sizeof name));
-        char now[32];
-        runner_iso_now (now, sizeof now);
-        report (r, id, attempt, ST_FAILED, NULL, MSG_DOCKER_UNAVAILABLE, NULL, now);
-        if (state_task_finish (r->state, id, attempt, &e) < 0)
-            log_err ("task %" PRIu64 ".%d: %s", id, attempt, e.text);
-        return NULL;
-    }
     char *spec = json_dumps (task, JSON_COMPACT);
     struct state_task st = { .task_id = id, .attempt = attempt, .spec = spec };
     snprintf (st.status, sizeof st.status, "%s", STATE_PENDING);
@@ -489,7 +511,9 @@ static struct rtask *accept_run (struct runner *r, json_t *task)
             log_err ("task %" PRIu64 ".%d: %s", id, attempt, e.text);
         return NULL;
     }
-    return task_new (r, id, attempt, STATE_PENDING);
+    struct rtask *t = task_new (r, id, attempt, STATE_PENDING);
+    t->ex = executor_for (r, task);
+    return t;
 }
 
 void supervise_commands (struct runner *r, json_t *commands)
@@ -565,7 +589,7 @@ void supervise_reap (struct runner *r, struct rtask *t)
 {
     struct exec_result res = { 0 };
     struct err e = { 0 };
-    if (r->ex->ops->collect (r->ex, &t->et, &res, &e) < 0) {
+    if (t->ex->ops->collect (t->ex, &t->et, &res, &e) < 0) {
         t->et.pidfd = -1; /* collect owns the pidfd whether it succeeds or not */
         log_err ("task %" PRIu64 ".%d: collect: %s", t->et.task_id, t->et.attempt, e.text);
         char msg[600];
@@ -641,7 +665,14 @@ void supervise_adopt_all (struct runner *r)
         t->et.shim_pid = s->shim_pid;
         snprintf (t->et.cgroup, sizeof t->et.cgroup, "%s", s->cgroup);
         e = (struct err){ 0 };
-        int rc = r->ex->ops->adopt (r->ex, &t->et, &e);
+        json_t *task = s->spec ? json_loads (s->spec, 0, NULL) : NULL;
+        t->ex = executor_for (r, task);
+        struct spec_buf b = { 0 };
+        struct err se = { 0 };
+        bool have_spec = task && spec_from_taskinfo (r, s->task_id, s->attempt, task, &b, &se) == 0;
+        int rc = t->ex->ops->adopt (t->ex, &t->et, have_spec ? &b.spec : NULL, &e);
+        spec_buf_free (&b);
+        json_decref (task);
         if (rc == 1) {
             adopted++;
             log_info ("task %" PRIu64 ".%d: adopted (%s, shim pid %d)", s->task_id, s->attempt,
@@ -649,7 +680,7 @@ void supervise_adopt_all (struct runner *r)
             if (strcmp (t->status, STATE_KILLING) == 0) {
                 /* The kill was under way: restart its grace period. */
                 t->kill_deadline = runner_now () + r->conf.kill_grace_seconds;
-                if (r->ex->ops->signal (r->ex, &t->et, SIGTERM, &e) < 0)
+                if (t->ex->ops->signal (t->ex, &t->et, SIGTERM, &e) < 0)
                     t->kill_deadline = runner_now ();
             }
         } else if (rc == 0) {
@@ -663,7 +694,7 @@ void supervise_adopt_all (struct runner *r)
                       "task: %s", e.text);
             /* Do not leave an unsupervised task running behind the host's back. */
             struct err ke = { 0 };
-            (void)r->ex->ops->signal (r->ex, &t->et, SIGKILL, &ke);
+            (void)t->ex->ops->signal (t->ex, &t->et, SIGKILL, &ke);
             t->et.pidfd = -1;
             finish (r, t, ST_FAILED, NULL, msg);
         }
@@ -737,7 +768,7 @@ double supervise_timers (struct runner *r, double now)
                 if (!t->sigkill_sent)
                     log_info ("task %" PRIu64 ".%d: grace period over, sending SIGKILL",
                               t->et.task_id, t->et.attempt);
-                if (r->ex->ops->signal (r->ex, &t->et, SIGKILL, &e) < 0 && !t->sigkill_sent)
+                if (t->ex->ops->signal (t->ex, &t->et, SIGKILL, &e) < 0 && !t->sigkill_sent)
                     log_err ("task %" PRIu64 ".%d: SIGKILL: %s", t->et.task_id, t->et.attempt,
                              e.text);
                 t->sigkill_sent = true;

@@ -1,0 +1,949 @@
+/* exec_docker.c - the Docker executor: a task runs as container hakuriver-task-<id>,
+ * driven through the Docker Engine API by a per-task shim process that outlives the runner.
+ *
+ *   runner ──fork──> shim (setsid, comm "hr-shim")
+ *                      1. image: for an environment, load the newest tarball
+ *                         <shared_dir>/<container_dir>/<env>-<ts>.tar when it is newer than
+ *                         the local hakuriver/<env>:base (one load per image at a time: flock)
+ *                         and prune the image it replaced; for --image, pull when missing
+ *                      2. create + start the container (limits, mounts, labels)
+ *                      3. follow its logs into the task's stdout/stderr files while it runs
+ *                      4. wait, inspect (exit code, State.OOMKilled), remove
+ *                      5. write <state_dir>/<id>-<attempt>.exit ("<code> <signal> <oom> D\n"
+ *                         + message line), renamed into place
+ *
+ * The runner watches the shim through a pidfd exactly as for native tasks, so a restarted
+ * runner re-attaches by pid. When the shim itself is gone but the container still exists
+ * (found by name; its labels name the task, attempt and node), adopt() starts a new shim that
+ * skips steps 1-2 and replays the logs from the start. Kill, pause and resume go straight to
+ * the Engine API; a kill that arrives while the image is still loading leaves a cancel file
+ * the shim checks before creating and after starting the container. */
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "common/docker_api.h"
+#include "common/log.h"
+#include "common/proto.h"
+#include "common/tarballs.h"
+#include "common/xalloc.h"
+#include "runner/exec.h"
+#include "runner/numa.h"
+
+/* Messages and paths are cut at their buffer size on purpose (snprintf). */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
+#define SHIM_COMM "hr-shim"
+#define CONTAINER_PREFIX "hakuriver-task-"
+#define API_TIMEOUT_MS 30000L
+#define START_FAILED_CODE 125          /* as `docker run` exits when it cannot start */
+
+struct dockerx {
+    struct exec_docker_conf conf;      /* strings owned */
+    struct docker *d;                  /* the runner's own client: kill, pause, inspect */
+    struct numa_topology topo;
+    char **forget;                     /* exit files to unlink after the runner committed */
+    size_t nforget;
+};
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+static void exit_path (const struct dockerx *x, uint64_t id, int attempt, const char *ext,
+                       char *buf, size_t size)
+{
+    snprintf (buf, size, "%s/%" PRIu64 "-%d.%s", x->conf.state_dir, id, attempt, ext);
+}
+
+static void lower (char *s)
+{
+    for (; *s; s++)
+        *s = (char)tolower ((unsigned char)*s);
+}
+
+/* "HOST:CONTAINER[:ro|rw]" with absolute paths and no "..": Docker's Binds syntax. */
+static bool mount_ok (const char *m)
+{
+    char buf[4096];
+    if (strlen (m) >= sizeof buf)
+        return false;
+    strcpy (buf, m);
+    char *host = buf, *cont = strchr (buf, ':');
+    if (!cont)
+        return false;
+    *cont++ = '\0';
+    char *opt = strchr (cont, ':');
+    if (opt) {
+        *opt++ = '\0';
+        if (strcmp (opt, "ro") != 0 && strcmp (opt, "rw") != 0)
+            return false;
+    }
+    if (host[0] != '/' || cont[0] != '/' || strstr (host, "/..") || strstr (cont, "/..")
+        || strchr (cont, ','))
+        return false;
+    return true;
+}
+
+/* ---- what the shim needs, prepared in the runner before fork --------------------------- */
+
+struct dlaunch {
+    char name[96];                     /* container name */
+    char *create_body;                 /* JSON for POST /containers/create; NULL = follow only */
+    char *image;                       /* reference to run */
+    char *environment;                 /* environment whose tarballs feed IMAGE, or NULL */
+    char *tar_dir;
+    char lock_path[4200];
+    char loaded_path[4200];            /* "<ts> <image id>" of the last tarball loaded */
+    char exit_path[4200], exit_tmp[4200], cancel_path[4200];
+    int out_fd, err_fd;
+    uint64_t task_id;
+    int attempt;
+    long pull_timeout_ms;
+    const char *socket;
+};
+
+static void dlaunch_free (struct dlaunch *l)
+{
+    free (l->create_body);
+    free (l->image);
+    free (l->environment);
+    free (l->tar_dir);
+    if (l->out_fd >= 0)
+        close (l->out_fd);
+    if (l->err_fd >= 0)
+        close (l->err_fd);
+}
+
+static int open_output (const char *path, struct err *e)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_set (e, errno, "cannot open %s: %s", path, strerror (errno));
+    return fd;
+}
+
+static json_t *build_create_body (struct dockerx *x, const struct exec_spec *s, struct err *e)
+{
+    json_t *cmd = json_array ();
+    for (char **a = s->argv; *a; a++)
+        json_array_append_new (cmd, json_string (*a));
+    json_t *env = json_array ();
+    for (char **v = s->env; v && *v; v++)
+        json_array_append_new (env, json_string (*v));
+    char buf[4200];
+    snprintf (buf, sizeof buf, "%s=%" PRIu64, ENV_TASK_ID, s->task_id);
+    json_array_append_new (env, json_string (buf));
+    json_array_append_new (env, json_string (ENV_SHARED_DIR "=/shared"));
+    json_array_append_new (env, json_string (ENV_LOCAL_TEMP "=/local_temp"));
+    if (s->numa >= 0) {
+        snprintf (buf, sizeof buf, "%s=%d", ENV_NUMA_NODE, s->numa);
+        json_array_append_new (env, json_string (buf));
+    }
+
+    json_t *binds = json_array ();
+    snprintf (buf, sizeof buf, "%s:/shared", s->workdir);
+    json_array_append_new (binds, json_string (buf));
+    snprintf (buf, sizeof buf, "%s:/local_temp", s->local_temp_dir);
+    json_array_append_new (binds, json_string (buf));
+    for (char **m = s->mounts; m && *m; m++) {
+        if (!mount_ok (*m)) {
+            char esc[256];
+            err_set (e, EINVAL, "invalid mount `%s`: expected HOST_PATH:CONTAINER_PATH[:ro|rw] "
+                     "with absolute paths", log_escape (*m, esc, sizeof esc));
+            json_decref (cmd);
+            json_decref (env);
+            json_decref (binds);
+            return NULL;
+        }
+        json_array_append_new (binds, json_string (*m));
+    }
+
+    json_t *hc = json_object ();
+    json_object_set_new (hc, "Binds", binds);
+    json_object_set_new (hc, "NetworkMode", json_string ("host"));
+    if (s->cores > 0)
+        json_object_set_new (hc, "NanoCpus", json_integer ((json_int_t)s->cores * 1000000000));
+    if (s->memory_bytes > 0) {
+        json_object_set_new (hc, "Memory", json_integer (s->memory_bytes));
+        json_object_set_new (hc, "MemorySwap", json_integer (s->memory_bytes)); /* no swap */
+    }
+    if (s->numa >= 0) {
+        const struct numa_node *node = numa_topology_find (&x->topo, s->numa);
+        char cpus[4096];
+        if (!node || node->ncpus == 0
+            || numa_format_cpulist (node->cpus, node->ncpus, cpus, sizeof cpus, e) < 0) {
+            if (!e->text[0])
+                err_set (e, EINVAL, "NUMA node %d does not exist on this runner", s->numa);
+            json_decref (cmd);
+            json_decref (env);
+            json_decref (hc);
+            return NULL;
+        }
+        json_object_set_new (hc, "CpusetCpus", json_string (cpus));
+        snprintf (buf, sizeof buf, "%d", s->numa);
+        json_object_set_new (hc, "CpusetMems", json_string (buf));
+    }
+    if (s->ngpus > 0) {
+        json_t *ids = json_array ();
+        for (int i = 0; i < s->ngpus; i++) {
+            snprintf (buf, sizeof buf, "%d", s->gpus[i]);
+            json_array_append_new (ids, json_string (buf));
+        }
+        json_t *req = json_object ();
+        json_object_set_new (req, "Driver", json_string ("nvidia"));
+        json_object_set_new (req, "DeviceIDs", ids);
+        json_object_set_new (req, "Capabilities", json_pack ("[[s]]", "gpu"));
+        json_object_set_new (hc, "DeviceRequests", json_pack ("[o]", req));
+    }
+    if (s->privileged)
+        json_object_set_new (hc, "Privileged", json_true ());
+    else
+        json_object_set_new (hc, "CapAdd", json_pack ("[s]", "SYS_NICE"));
+
+    json_t *labels = json_object ();
+    snprintf (buf, sizeof buf, "%" PRIu64, s->task_id);
+    json_object_set_new (labels, "hakuriver.task_id", json_string (buf));
+    snprintf (buf, sizeof buf, "%d", s->attempt);
+    json_object_set_new (labels, "hakuriver.attempt", json_string (buf));
+    json_object_set_new (labels, "hakuriver.node_id", json_string (x->conf.node_id));
+    json_object_set_new (labels, "hakuriver.node", json_string (x->conf.hostname));
+    json_object_set_new (labels, "hakuriver.shared_dir", json_string (s->shared_dir));
+
+    json_t *body = json_object ();
+    json_object_set_new (body, "Image", json_string (s->image));
+    json_object_set_new (body, "Cmd", cmd);
+    json_object_set_new (body, "Env", env);
+    json_object_set_new (body, "WorkingDir", json_string ("/shared"));
+    json_object_set_new (body, "Labels", labels);
+    json_object_set_new (body, "HostConfig", hc);
+    return body;
+}
+
+static void launch_paths (struct dockerx *x, uint64_t id, int attempt, struct dlaunch *l)
+{
+    snprintf (l->name, sizeof l->name, CONTAINER_PREFIX "%" PRIu64, id);
+    exit_path (x, id, attempt, "exit", l->exit_path, sizeof l->exit_path);
+    exit_path (x, id, attempt, "exit.tmp", l->exit_tmp, sizeof l->exit_tmp);
+    exit_path (x, id, attempt, "cancel", l->cancel_path, sizeof l->cancel_path);
+    l->task_id = id;
+    l->attempt = attempt;
+    l->socket = x->conf.socket;
+    l->pull_timeout_ms = (long)x->conf.pull_timeout * 1000;
+}
+
+/* ---- the shim ---------------------------------------------------------------------------- */
+
+static void write_all (int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t w = write (fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        p += w;
+        len -= (size_t)w;
+    }
+}
+
+static void shim_record (const struct dlaunch *l, int code, int sig, bool oom, const char *msg)
+{
+    char head[64];
+    int len = snprintf (head, sizeof head, "%d %d %d D\n", code, sig, oom ? 1 : 0);
+    int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    write_all (fd, head, (size_t)len);
+    if (msg && *msg) {
+        /* one line */
+        for (const char *p = msg; *p; p++) {
+            char c = (*p == '\n' || *p == '\r') ? ' ' : *p;
+            write_all (fd, &c, 1);
+        }
+        write_all (fd, "\n", 1);
+    }
+    close (fd);
+    rename (l->exit_tmp, l->exit_path);
+}
+
+static bool cancelled (const struct dlaunch *l)
+{
+    return access (l->cancel_path, F_OK) == 0;
+}
+
+/* Local image REF: *created (seconds) and ID. Returns 1 present, 0 absent, -1 error. */
+static int image_info (struct docker *d, const char *ref, double *created, char *id, size_t idn,
+                       struct err *e)
+{
+    char *esc = docker_escape (ref);
+    char path[600];
+    snprintf (path, sizeof path, "/images/%s/json", esc);
+    free (esc);
+    json_t *j = NULL;
+    int code = docker_request (d, "GET", path, NULL, &j, API_TIMEOUT_MS, e);
+    if (code == 404) {
+        json_decref (j);
+        return 0;
+    }
+    if (code < 0 || code >= 400) {
+        json_decref (j);
+        return -1;
+    }
+    const char *c = json_string_value (json_object_get (j, "Created"));
+    const char *i = json_string_value (json_object_get (j, "Id"));
+    *created = 0;
+    if (c)
+        (void)docker_parse_time (c, created);
+    snprintf (id, idn, "%s", i ? i : "");
+    json_decref (j);
+    return 1;
+}
+
+/* Makes l->image available for an environment (tarball sync). Returns 0 or -1 with MSG. */
+static int ensure_environment (struct docker *d, const struct dlaunch *l, char *msg, size_t mn)
+{
+    struct err e = { 0 };
+    int lock = open (l->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock < 0 || flock (lock, LOCK_EX) < 0) {
+        snprintf (msg, mn, "cannot lock %s: %s", l->lock_path, strerror (errno));
+        if (lock >= 0)
+            close (lock);
+        return -1;
+    }
+    int rc = -1;
+    double created = 0;
+    char id[160] = "";
+    int have = image_info (d, l->image, &created, id, sizeof id, &e);
+    if (have < 0) {
+        snprintf (msg, mn, "cannot inspect image %s: %s", l->image, e.text);
+        goto out;
+    }
+    /* The tarball this image was loaded from, when we loaded it: its name's timestamp may
+     * be newer than the image's own Created time (a tarball saved from an older image). */
+    if (have) {
+        FILE *f = fopen (l->loaded_path, "re");
+        long long lts;
+        char lid[160];
+        if (f) {
+            if (fscanf (f, "%lld %159s", &lts, lid) == 2 && strcmp (lid, id) == 0
+                && (double)lts > created)
+                created = (double)lts;
+            fclose (f);
+        }
+    }
+    int64_t ts = 0;
+    char tar[4400];
+    int found = tarballs_newest (l->tar_dir, l->environment, &ts, tar, sizeof tar);
+    if (!found && !have) {
+        snprintf (msg, mn, "environment `%s` is not available: no image %s on this runner and "
+                  "no tarball %s/%s-<timestamp>.tar (create it on the host with "
+                  "`hakuriver.docker create-tar %s`)", l->environment, l->image, l->tar_dir,
+                  l->environment, l->environment);
+        goto out;
+    }
+    if (!found || (have && (double)ts <= created)) {
+        rc = 0;   /* up to date */
+        goto out;
+    }
+    int fd = open (tar, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf (msg, mn, "cannot open %s: %s", tar, strerror (errno));
+        goto out;
+    }
+    log_info ("task %" PRIu64 ".%d: loading %s into %s", l->task_id, l->attempt, tar, l->image);
+    int up = docker_upload (d, "/images/load?quiet=1", fd, NULL, 0, &e);
+    close (fd);
+    if (up < 0) {
+        snprintf (msg, mn, "cannot load image from %s: %s", tar, e.text);
+        goto out;
+    }
+    double ncreated = 0;
+    char nid[160] = "";
+    e = (struct err){ 0 };
+    if (image_info (d, l->image, &ncreated, nid, sizeof nid, &e) != 1) {
+        snprintf (msg, mn, "tarball %s did not provide image %s%s%s", tar, l->image,
+                  e.text[0] ? ": " : "", e.text);
+        goto out;
+    }
+    char tmp[4300];
+    snprintf (tmp, sizeof tmp, "%s.tmp", l->loaded_path);
+    FILE *f = fopen (tmp, "we");
+    if (f) {
+        fprintf (f, "%" PRId64 " %s\n", ts, nid);
+        if (fclose (f) == 0)
+            rename (tmp, l->loaded_path);
+    }
+    /* The replaced image: removed unless a container still uses it (then the engine says
+     * 409 and it goes with a later load). */
+    if (have && id[0] && strcmp (id, nid) != 0) {
+        char path[300];
+        snprintf (path, sizeof path, "/images/%s", id);
+        e = (struct err){ 0 };
+        int code = docker_request (d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, &e);
+        if (code >= 200 && code < 300)
+            log_info ("pruned the previous image of environment %s (%.19s)", l->environment,
+                      id);
+        else
+            log_info ("kept the previous image of environment %s (%.19s): %s", l->environment,
+                      id, e.text);
+    }
+    rc = 0;
+out:
+    close (lock);
+    return rc;
+}
+
+/* Makes a plain image reference available (pull when missing). Returns 0 or -1 with MSG. */
+static int ensure_image (struct docker *d, const struct dlaunch *l, char *msg, size_t mn)
+{
+    struct err e = { 0 };
+    double created;
+    char id[160];
+    int have = image_info (d, l->image, &created, id, sizeof id, &e);
+    if (have == 1)
+        return 0;
+    if (have < 0) {
+        snprintf (msg, mn, "cannot inspect image %s: %s", l->image, e.text);
+        return -1;
+    }
+    char *esc = docker_escape (l->image);
+    char path[700];
+    /* fromImage may carry the tag ("busybox:1.36"); without one the engine pulls all tags,
+     * so ask for latest explicitly. */
+    const char *slash = strrchr (l->image, '/');
+    bool tagged = strchr (slash ? slash : l->image, ':') || strchr (l->image, '@');
+    snprintf (path, sizeof path, "/images/create?fromImage=%s%s", esc, tagged ? "" : "&tag=latest");
+    free (esc);
+    json_t *j = NULL;
+    e = (struct err){ 0 };
+    int code = docker_request (d, "POST", path, NULL, &j, l->pull_timeout_ms, &e);
+    json_decref (j);
+    if (code < 0 || code >= 400) {
+        snprintf (msg, mn, "image %s is not on this runner and cannot be pulled: %s", l->image,
+                  e.text);
+        return -1;
+    }
+    e = (struct err){ 0 };
+    if (image_info (d, l->image, &created, id, sizeof id, &e) != 1) {
+        snprintf (msg, mn, "image %s is not on this runner and the pull did not provide it%s%s",
+                  l->image, e.text[0] ? ": " : "", e.text);
+        return -1;
+    }
+    return 0;
+}
+
+struct log_sink {
+    struct docker_demux demux;
+    int out_fd, err_fd;
+};
+
+static int log_frame (int stream, const char *data, size_t len, void *arg)
+{
+    struct log_sink *s = arg;
+    write_all (stream == 2 ? s->err_fd : s->out_fd, data, len);
+    return 0;
+}
+
+static int log_chunk (const char *data, size_t len, void *arg)
+{
+    struct log_sink *s = arg;
+    return docker_demux_feed (&s->demux, data, len, log_frame, s);
+}
+
+static int container_path (char *buf, size_t n, const char *name, const char *suffix)
+{
+    return snprintf (buf, n, "/containers/%s%s", name, suffix);
+}
+
+/* Removes a container left by an older attempt of this task. Returns 1 if it is ours
+ * (same attempt: follow it), 0 when removed, -1 on error. */
+static int stale_container (struct docker *d, const struct dlaunch *l, struct err *e)
+{
+    char path[256];
+    container_path (path, sizeof path, l->name, "/json");
+    json_t *j = NULL;
+    int code = docker_request (d, "GET", path, NULL, &j, API_TIMEOUT_MS, e);
+    if (code < 0 || code >= 400) {
+        json_decref (j);
+        return -1;
+    }
+    const char *at = json_string_value (
+        json_object_get (json_object_get (json_object_get (j, "Config"), "Labels"),
+                         "hakuriver.attempt"));
+    bool same = at && atoi (at) == l->attempt;
+    json_decref (j);
+    if (same)
+        return 1;
+    container_path (path, sizeof path, l->name, "?force=1");
+    code = docker_request (d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, e);
+    return code >= 200 && code < 300 ? 0 : -1;
+}
+
+static _Noreturn void run_shim (struct dlaunch *l)
+{
+    setsid ();
+    prctl (PR_SET_NAME, SHIM_COMM, 0, 0, 0);
+    signal (SIGPIPE, SIG_IGN);
+    signal (SIGHUP, SIG_IGN);
+    signal (SIGINT, SIG_IGN);
+    signal (SIGTERM, SIG_IGN);
+    /* Keep stdin/stdout/stderr (the runner's log) and the two output files. */
+    int a = l->out_fd < l->err_fd ? l->out_fd : l->err_fd;
+    int b = l->out_fd < l->err_fd ? l->err_fd : l->out_fd;
+    if (a > 3)
+        syscall (SYS_close_range, 3U, (unsigned)a - 1, 0);
+    if (b > a + 1)
+        syscall (SYS_close_range, (unsigned)a + 1, (unsigned)b - 1, 0);
+    syscall (SYS_close_range, (unsigned)b + 1, ~0U, 0);
+
+    char msg[1024] = "";
+    struct err e = { 0 };
+    struct docker *d = docker_open (l->socket, &e);
+    if (!d) {
+        shim_record (l, START_FAILED_CODE, 0, false, e.text);
+        _exit (0);
+    }
+    char path[512];
+    if (l->create_body) {
+        int rc = l->environment ? ensure_environment (d, l, msg, sizeof msg)
+                                : ensure_image (d, l, msg, sizeof msg);
+        if (rc < 0) {
+            shim_record (l, START_FAILED_CODE, 0, false, msg);
+            _exit (0);
+        }
+        if (cancelled (l)) {
+            shim_record (l, 128 + SIGKILL, SIGKILL, false, "Killed before the container started.");
+            _exit (0);
+        }
+        json_t *body = json_loads (l->create_body, 0, NULL);
+        snprintf (path, sizeof path, "/containers/create?name=%s", l->name);
+        bool follow = false;
+        for (int tries = 0; tries < 2; tries++) {
+            e = (struct err){ 0 };
+            int code = docker_request (d, "POST", path, body, NULL, API_TIMEOUT_MS, &e);
+            if (code == 409) {
+                int st = stale_container (d, l, &e);
+                if (st == 1) {
+                    follow = true;   /* this attempt's container already exists */
+                    break;
+                }
+                if (st == 0)
+                    continue;
+            }
+            if (code >= 200 && code < 300)
+                break;
+            json_decref (body);
+            snprintf (msg, sizeof msg, "cannot create container %s: %s", l->name, e.text);
+            shim_record (l, START_FAILED_CODE, 0, false, msg);
+            _exit (0);
+        }
+        json_decref (body);
+        if (!follow) {
+            container_path (path, sizeof path, l->name, "/start");
+            e = (struct err){ 0 };
+            int code = docker_request (d, "POST", path, NULL, NULL, API_TIMEOUT_MS, &e);
+            if (code < 0 || (code >= 400 && code != 304)) {
+                snprintf (msg, sizeof msg, "cannot start container %s: %s", l->name, e.text);
+                container_path (path, sizeof path, l->name, "?force=1");
+                struct err ig = { 0 };
+                docker_request (d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, &ig);
+                shim_record (l, START_FAILED_CODE, 0, false, msg);
+                _exit (0);
+            }
+        }
+        if (cancelled (l)) {
+            container_path (path, sizeof path, l->name, "/kill?signal=SIGKILL");
+            struct err ig = { 0 };
+            docker_request (d, "POST", path, NULL, NULL, API_TIMEOUT_MS, &ig);
+        }
+    }
+
+    /* Logs: from the start (a re-attaching shim rewrites the files from the beginning)
+     * until the container stops. */
+    struct log_sink sink = { .out_fd = l->out_fd, .err_fd = l->err_fd };
+    container_path (path, sizeof path, l->name, "/logs?follow=1&stdout=1&stderr=1");
+    e = (struct err){ 0 };
+    int lc = docker_stream (d, "GET", path, log_chunk, &sink, 0, &e);
+    if (lc < 0 || lc >= 400)
+        log_warn ("task %" PRIu64 ".%d: cannot follow the logs of %s: %s", l->task_id,
+                  l->attempt, l->name, e.text);
+
+    container_path (path, sizeof path, l->name, "/wait");
+    json_t *j = NULL;
+    e = (struct err){ 0 };
+    int wc = docker_request (d, "POST", path, NULL, &j, 0, &e);
+    int code = -1;
+    if (wc >= 200 && wc < 300 && json_is_integer (json_object_get (j, "StatusCode")))
+        code = (int)json_integer_value (json_object_get (j, "StatusCode"));
+    json_decref (j);
+    j = NULL;
+    container_path (path, sizeof path, l->name, "/json");
+    bool oom = false;
+    e = (struct err){ 0 };
+    int ic = docker_request (d, "GET", path, NULL, &j, API_TIMEOUT_MS, &e);
+    if (ic >= 200 && ic < 300) {
+        json_t *state = json_object_get (j, "State");
+        oom = json_is_true (json_object_get (state, "OOMKilled"));
+        if (json_is_integer (json_object_get (state, "ExitCode")))
+            code = (int)json_integer_value (json_object_get (state, "ExitCode"));
+        const char *err = json_string_value (json_object_get (state, "Error"));
+        if (err && *err)
+            snprintf (msg, sizeof msg, "%s", err);
+    } else if (code < 0) {
+        snprintf (msg, sizeof msg, "lost track of container %s: %s", l->name, e.text);
+    }
+    json_decref (j);
+    container_path (path, sizeof path, l->name, "?force=1&v=1");
+    struct err ig = { 0 };
+    docker_request (d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, &ig);
+    docker_close (d);
+    int sig = code > 128 && code < 128 + 65 ? code - 128 : 0;
+    shim_record (l, code, sig, oom, msg);
+    unlink (l->cancel_path);
+    _exit (0);
+}
+
+/* Forks the shim for L. Returns its pid or -1. */
+static pid_t spawn_shim (struct dlaunch *l, struct err *e)
+{
+    unlink (l->exit_path);
+    pid_t pid = fork ();
+    if (pid < 0)
+        return err_set (e, errno, "fork: %s", strerror (errno));
+    if (pid == 0)
+        run_shim (l);
+    return pid;
+}
+
+static int sys_pidfd_open (pid_t pid)
+{
+    return (int)syscall (SYS_pidfd_open, pid, 0);
+}
+
+/* ---- executor operations --------------------------------------------------------------- */
+
+static int docker_start (struct executor *ex, const struct exec_spec *s, struct exec_task *out,
+                         struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    if (!s->argv || !s->argv[0] || !*s->argv[0])
+        return err_set (e, EINVAL, "empty command");
+    if (!s->image || !*s->image)
+        return err_set (e, EINVAL, "no image to run");
+    json_t *body = build_create_body (x, s, e);
+    if (!body)
+        return -1;
+    struct dlaunch l = { .out_fd = -1, .err_fd = -1 };
+    launch_paths (x, s->task_id, s->attempt, &l);
+    l.create_body = json_dumps (body, JSON_COMPACT);
+    json_decref (body);
+    l.image = xstrdup (s->image);
+    if (s->environment && *s->environment) {
+        l.environment = xstrdup (s->environment);
+        char low[256];
+        snprintf (low, sizeof low, "%s", s->environment);
+        lower (low);
+        snprintf (l.lock_path, sizeof l.lock_path, "%s/image-%s.lock", x->conf.state_dir, low);
+        snprintf (l.loaded_path, sizeof l.loaded_path, "%s/image-%s.loaded", x->conf.state_dir,
+                  low);
+    }
+    l.tar_dir = xstrdup (x->conf.tar_dir);
+    unlink (l.cancel_path);
+    if ((l.out_fd = open_output (s->stdout_path, e)) < 0
+        || (l.err_fd = open_output (s->stderr_path, e)) < 0)
+        goto fail;
+    pid_t pid = spawn_shim (&l, e);
+    if (pid < 0)
+        goto fail;
+    out->task_id = s->task_id;
+    out->attempt = s->attempt;
+    out->shim_pid = pid;
+    out->pidfd = sys_pidfd_open (pid);
+    snprintf (out->cgroup, sizeof out->cgroup, "%s", l.name);
+    log_escape (s->argv[0], out->command, sizeof out->command);
+    dlaunch_free (&l);
+    return 0;
+fail:
+    dlaunch_free (&l);
+    return -1;
+}
+
+/* Whether PID is a live shim of ours. A shim whose parent died is a zombie until init
+ * reaps it, and without a reaping init (containers) it stays one: that counts as gone. */
+static bool shim_is_ours (pid_t pid)
+{
+    char path[64], comm[32] = "", stat[256] = "";
+    snprintf (path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen (path, "re");
+    if (!f)
+        return false;
+    bool ok = fgets (comm, sizeof comm, f) && strcmp (comm, SHIM_COMM "\n") == 0;
+    fclose (f);
+    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
+    if (ok && (f = fopen (path, "re"))) {
+        const char *close_paren = fgets (stat, sizeof stat, f) ? strrchr (stat, ')') : NULL;
+        if (close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
+            ok = false;
+        fclose (f);
+    }
+    return ok;
+}
+
+/* The container's state: 1 exists (running/paused/created), 0 absent or ended, -1 error. */
+static int container_alive (struct dockerx *x, const char *name, int attempt, struct err *e)
+{
+    char path[300];
+    container_path (path, sizeof path, name, "/json");
+    json_t *j = NULL;
+    int code = docker_request (x->d, "GET", path, NULL, &j, API_TIMEOUT_MS, e);
+    if (code == 404) {
+        json_decref (j);
+        return 0;
+    }
+    if (code < 0 || code >= 400) {
+        json_decref (j);
+        return -1;
+    }
+    const char *at = json_string_value (
+        json_object_get (json_object_get (json_object_get (j, "Config"), "Labels"),
+                         "hakuriver.attempt"));
+    int rc = at && atoi (at) == attempt ? 1 : 0;
+    json_decref (j);
+    return rc;
+}
+
+static int docker_adopt (struct executor *ex, struct exec_task *t, const struct exec_spec *s,
+                         struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    char path[4200];
+    exit_path (x, t->task_id, t->attempt, "exit", path, sizeof path);
+    t->pidfd = -1;
+    if (access (path, F_OK) == 0)
+        return 0;
+    if (t->shim_pid > 0) {
+        int fd = sys_pidfd_open (t->shim_pid);
+        if (fd >= 0 && shim_is_ours (t->shim_pid)) {
+            t->pidfd = fd;
+            return 1;
+        }
+        if (fd >= 0)
+            close (fd);
+    }
+    /* The shim is gone without a result: follow the container again, if it exists. */
+    if (!t->cgroup[0])
+        return 0;
+    int alive = container_alive (x, t->cgroup, t->attempt, e);
+    if (alive < 0)
+        return -1;
+    if (alive == 0)
+        return 0;
+    struct dlaunch l = { .out_fd = -1, .err_fd = -1 };
+    launch_paths (x, t->task_id, t->attempt, &l);
+    const char *out = s && s->stdout_path ? s->stdout_path : "/dev/null";
+    const char *err = s && s->stderr_path ? s->stderr_path : "/dev/null";
+    if ((l.out_fd = open_output (out, e)) < 0 || (l.err_fd = open_output (err, e)) < 0) {
+        dlaunch_free (&l);
+        return -1;
+    }
+    pid_t pid = spawn_shim (&l, e);
+    dlaunch_free (&l);
+    if (pid < 0)
+        return -1;
+    log_info ("task %" PRIu64 ".%d: its shim was gone; following container %s again",
+              t->task_id, t->attempt, t->cgroup);
+    t->shim_pid = pid;
+    t->pidfd = sys_pidfd_open (pid);
+    return 1;
+}
+
+static int docker_collect (struct executor *ex, struct exec_task *t, struct exec_result *res,
+                           struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    memset (res, 0, sizeof *res);
+    if (t->pidfd >= 0)
+        close (t->pidfd);
+    t->pidfd = -1;
+    if (t->shim_pid > 0)
+        while (waitpid (t->shim_pid, NULL, WNOHANG) < 0 && errno == EINTR)
+            ;
+    char path[4200];
+    exit_path (x, t->task_id, t->attempt, "exit", path, sizeof path);
+    FILE *f = fopen (path, "re");
+    int code = -1, sig = 0, oom = 0;
+    bool have = false;
+    if (f) {
+        char line[1200] = "";
+        if (fgets (line, sizeof line, f))
+            have = sscanf (line, "%d %d %d", &code, &sig, &oom) == 3;
+        if (have && fgets (line, sizeof line, f)) {
+            line[strcspn (line, "\n")] = '\0';
+            snprintf (res->message, sizeof res->message, "%s", line);
+        }
+        fclose (f);
+    }
+    if (!have) {
+        res->exit_code = -1;
+        snprintf (res->message, sizeof res->message,
+                  "The task's supervisor process ended without recording a result (killed "
+                  "from outside HakuRiver?).");
+        /* Do not leave the container behind. */
+        if (t->cgroup[0]) {
+            char cp[300];
+            container_path (cp, sizeof cp, t->cgroup, "?force=1");
+            struct err ig = { 0 };
+            docker_request (x->d, "DELETE", cp, NULL, NULL, API_TIMEOUT_MS, &ig);
+        }
+    } else {
+        res->exit_code = code;
+        res->term_signal = sig;
+        res->oom_killed = oom != 0;
+        if (code == START_FAILED_CODE && res->message[0]) {
+            char m[sizeof res->message];
+            snprintf (m, sizeof m, "Failed to start task: %s", res->message);
+            memcpy (res->message, m, sizeof m);
+        } else if (res->oom_killed) {
+            res->message[0] = '\0';
+        }
+    }
+    if (f) {
+        x->forget = xreallocarray (x->forget, x->nforget + 1, sizeof *x->forget);
+        x->forget[x->nforget++] = xstrdup (path);
+    }
+    (void)e;
+    return 0;
+}
+
+static void docker_committed (struct executor *ex)
+{
+    struct dockerx *x = ex->impl;
+    for (size_t i = 0; i < x->nforget; i++) {
+        unlink (x->forget[i]);
+        free (x->forget[i]);
+    }
+    x->nforget = 0;
+}
+
+static int docker_signal (struct executor *ex, struct exec_task *t, int sig, struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    if (!t->cgroup[0])
+        return err_set (e, ENOENT, "task has no container");
+    if (sig == SIGTERM || sig == SIGKILL) {
+        /* The shim may still be loading the image: tell it not to start the container. */
+        char cpath[4200];
+        exit_path (x, t->task_id, t->attempt, "cancel", cpath, sizeof cpath);
+        int fd = open (cpath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            close (fd);
+    }
+    char path[300], suffix[64];
+    snprintf (suffix, sizeof suffix, "/kill?signal=%d", sig);
+    container_path (path, sizeof path, t->cgroup, suffix);
+    int code = docker_request (x->d, "POST", path, NULL, NULL, API_TIMEOUT_MS, e);
+    if (code < 0)
+        return -1;
+    /* 404: not created yet (cancel file) or already removed; 409: not running. */
+    if (code == 404 || code == 409) {
+        *e = (struct err){ 0 };
+        return 0;
+    }
+    return code >= 400 ? -1 : 0;
+}
+
+static int pause_op (struct executor *ex, struct exec_task *t, const char *op, struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    char path[300];
+    container_path (path, sizeof path, t->cgroup, op);
+    int code = docker_request (x->d, "POST", path, NULL, NULL, API_TIMEOUT_MS, e);
+    if (code < 0)
+        return -1;
+    if (code >= 400)
+        return err_wrap (e, "container %s", t->cgroup);
+    return 0;
+}
+
+static int docker_pause (struct executor *ex, struct exec_task *t, struct err *e)
+{
+    return pause_op (ex, t, "/pause", e);
+}
+
+static int docker_resume (struct executor *ex, struct exec_task *t, struct err *e)
+{
+    return pause_op (ex, t, "/unpause", e);
+}
+
+static void docker_destroy (struct executor *ex)
+{
+    if (!ex)
+        return;
+    struct dockerx *x = ex->impl;
+    docker_committed (ex);
+    free (x->forget);
+    numa_topology_clear (&x->topo);
+    docker_close (x->d);
+    free (x->conf.state_dir);
+    free (x->conf.socket);
+    free (x->conf.tar_dir);
+    free (x->conf.node_id);
+    free (x->conf.hostname);
+    free (x);
+    free (ex);
+}
+
+static const struct exec_ops docker_ops = {
+    .name = "docker",
+    .start = docker_start,
+    .adopt = docker_adopt,
+    .collect = docker_collect,
+    .committed = docker_committed,
+    .signal = docker_signal,
+    .pause = docker_pause,
+    .resume = docker_resume,
+    .destroy = docker_destroy,
+};
+
+struct executor *exec_docker_create (const struct exec_docker_conf *conf, struct err *e)
+{
+    struct docker *d = docker_open (conf->socket, e);
+    if (!d)
+        return NULL;
+    struct dockerx *x = xcalloc (1, sizeof *x);
+    x->d = d;
+    x->conf.state_dir = xstrdup (conf->state_dir);
+    x->conf.socket = xstrdup (docker_socket_path (d));
+    x->conf.tar_dir = xstrdup (conf->tar_dir);
+    x->conf.node_id = xstrdup (conf->node_id);
+    x->conf.hostname = xstrdup (conf->hostname);
+    x->conf.pull_timeout = conf->pull_timeout;
+    if (numa_topology_read (NULL, &x->topo, e) < 0) {
+        numa_topology_clear (&x->topo);
+        *e = (struct err){ 0 };
+    }
+    struct executor *ex = xcalloc (1, sizeof *ex);
+    ex->ops = &docker_ops;
+    ex->impl = x;
+    return ex;
+}
+
+int exec_docker_ping (struct executor *ex, struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    int code = docker_request (x->d, "GET", "/_ping", NULL, NULL, 3000, e);
+    return code == 200 ? 0 : -1;
+}
