@@ -101,6 +101,10 @@ struct exec_docker_conf {
 
 /* Creates the Docker executor (nothing is connected yet). Returns NULL on error. */
 struct executor *exec_docker_create (const struct exec_docker_conf *conf, struct err *e);
+/* Removes this node's task containers (by label) for which KEEP returns false: leftovers of
+ * tasks this runner no longer supervises. Returns how many were removed, or -1. */
+int exec_docker_sweep (struct executor *ex, bool (*keep) (uint64_t task_id, int attempt, void *arg),
+                       void *arg, struct err *e);
 /* Whether the engine answers. Returns 0 or -1 with E set. */
 int exec_docker_ping (struct executor *ex, struct err *e);
 

@@ -947,3 +947,45 @@ int exec_docker_ping (struct executor *ex, struct err *e)
     int code = docker_request (x->d, "GET", "/_ping", NULL, NULL, 3000, e);
     return code == 200 ? 0 : -1;
 }
+
+int exec_docker_sweep (struct executor *ex, bool (*keep) (uint64_t task_id, int attempt, void *arg),
+                       void *arg, struct err *e)
+{
+    struct dockerx *x = ex->impl;
+    char filter[200], path[400];
+    snprintf (filter, sizeof filter, "{\"label\":[\"hakuriver.node_id=%s\"]}", x->conf.node_id);
+    char *esc = docker_escape (filter);
+    snprintf (path, sizeof path, "/containers/json?all=1&filters=%s", esc);
+    free (esc);
+    json_t *list = NULL;
+    int code = docker_request (x->d, "GET", path, NULL, &list, API_TIMEOUT_MS, e);
+    if (code < 0 || code >= 400) {
+        json_decref (list);
+        return -1;
+    }
+    int removed = 0;
+    size_t i;
+    json_t *c;
+    json_array_foreach (list, i, c)
+    {
+        json_t *labels = json_object_get (c, "Labels");
+        const char *tid = json_string_value (json_object_get (labels, "hakuriver.task_id"));
+        const char *att = json_string_value (json_object_get (labels, "hakuriver.attempt"));
+        const char *id = json_string_value (json_object_get (c, "Id"));
+        if (!tid || !att || !id)
+            continue;
+        uint64_t task_id = strtoull (tid, NULL, 10);
+        if (keep (task_id, atoi (att), arg))
+            continue;
+        snprintf (path, sizeof path, "/containers/%s?force=1&v=1", id);
+        struct err ig = { 0 };
+        code = docker_request (x->d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, &ig);
+        if (code >= 200 && code < 300) {
+            removed++;
+            log_info ("removed container %.12s of task %s.%s: this runner no longer supervises "
+                      "it", id, tid, att);
+        }
+    }
+    json_decref (list);
+    return removed;
+}

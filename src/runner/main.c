@@ -781,6 +781,7 @@ int runner_main (int argc, char **argv)
               sysinfo_cpu_count ());
 
     supervise_adopt_all (r);
+    supervise_sweep_containers (r);
     int64_t pending = state_outbox_count (r->state, NULL);
     if (pending > 0)
         log_info ("outbox: %" PRId64 " update(s) to deliver before registering", pending);

@@ -79,6 +79,8 @@ char *runner_iso_now (char *buf, size_t size);
 
 /* Re-attaches to every task of the state table (start-up). Ended ones are reported. */
 void supervise_adopt_all (struct runner *r);
+/* Removes task containers of this node that no supervised task owns (after adoption). */
+void supervise_sweep_containers (struct runner *r);
 /* Handles one poll reply body: persists new runs (committed) and queues them for
  * supervise_start_queued(), applies every other command in order and advances r->ack. */
 void supervise_commands (struct runner *r, json_t *commands);

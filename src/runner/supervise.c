@@ -706,6 +706,18 @@ void supervise_adopt_all (struct runner *r)
                   adopted, ended, restarted, interrupted);
 }
 
+static bool supervised (uint64_t task_id, int attempt, void *arg)
+{
+    return supervise_find (arg, task_id, attempt) != NULL;
+}
+
+void supervise_sweep_containers (struct runner *r)
+{
+    struct err e = { 0 };
+    if (exec_docker_sweep (r->docker, supervised, r, &e) < 0)
+        log_debug ("container sweep skipped: %s", e.text);
+}
+
 int supervise_start_queued (struct runner *r, int max)
 {
     /* Mark the batch `starting` durably before forking: after a crash, a `pending` row was

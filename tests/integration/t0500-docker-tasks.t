@@ -138,6 +138,12 @@ test_expect_success 'a task that ended while the runner was down is reported' '
     id=$(hr_submit --container $ENV -- sh -c "sleep 1; exit 3") && hr_wait_status $id running 30 &&
     kill -9 $(hr_runner_pid n1) && sleep 3 && hr_start_runner n1 &&
     hr_wait_status $id failed 30 && [ "$(hr_api GET /status/$id | tail -n +2 | hr_json exit_code)" = 3 ]'
+test_expect_success 'a restarted runner removes task containers of its node that it does not supervise' '
+    nid=$(hr_api GET /nodes | tail -n +2 | hr_json 0.node_id) &&
+    hr_docker POST /containers/create?name=hakuriver-task-42 "{\"Image\":\"$BASE\",\"Cmd\":[\"sleep\",\"60\"],\"Labels\":{\"hakuriver.task_id\":\"42\",\"hakuriver.attempt\":\"1\",\"hakuriver.node_id\":\"$nid\",\"hakuriver.shared_dir\":\"$HR_DIR/shared\"}}" | head -n1 | grep -q 201 &&
+    kill -9 $(hr_runner_pid n1) && sleep 0.3 && hr_start_runner n1 && hr_wait_node n1 online &&
+    for i in $(seq 1 50); do [ "$(hr_docker GET /containers/hakuriver-task-42/json | head -n1)" = 404 ] && break; sleep 0.1; done &&
+    [ "$(hr_docker GET /containers/hakuriver-task-42/json | head -n1)" = 404 ]'
 test_expect_success 'no task container is left behind' '
     [ "$(hr_docker GET "/containers/json?all=1&filters=$(enc "{\"label\":[\"hakuriver.task_id\",\"hakuriver.shared_dir=$HR_DIR/shared\"]}")" | tail -n +2)" = "[]" ]'
 done_testing
