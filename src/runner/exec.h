@@ -40,6 +40,8 @@ struct exec_task {
     int attempt;
     pid_t shim_pid;              /* supervising process; survives a runner restart */
     int pidfd;                   /* pidfd of the shim, -1 when not open; readable on exit */
+    int start_fd;                /* docker: readable once the container has started (or the
+                                    shim ended first); -1 = started at once (native) */
     char cgroup[256];            /* native: cgroup name relative to the hierarchy roots;
                                     docker: the container name */
     char command[128];           /* argv[0], escaped, for messages; "" after adoption */

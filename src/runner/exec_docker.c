@@ -108,6 +108,7 @@ struct dlaunch {
     char loaded_path[4200];            /* "<ts> <image id>" of the last tarball loaded */
     char exit_path[4200], exit_tmp[4200], cancel_path[4200];
     int out_fd, err_fd;
+    int started_fd;                    /* shim: written once the container has started */
     uint64_t task_id;
     int attempt;
     long pull_timeout_ms;
@@ -124,6 +125,8 @@ static void dlaunch_free (struct dlaunch *l)
         close (l->out_fd);
     if (l->err_fd >= 0)
         close (l->err_fd);
+    if (l->started_fd >= 0)
+        close (l->started_fd);
 }
 
 static int open_output (const char *path, struct err *e)
@@ -500,14 +503,25 @@ static _Noreturn void run_shim (struct dlaunch *l)
     signal (SIGHUP, SIG_IGN);
     signal (SIGINT, SIG_IGN);
     signal (SIGTERM, SIG_IGN);
-    /* Keep stdin/stdout/stderr (the runner's log) and the two output files. */
-    int a = l->out_fd < l->err_fd ? l->out_fd : l->err_fd;
-    int b = l->out_fd < l->err_fd ? l->err_fd : l->out_fd;
-    if (a > 3)
-        syscall (SYS_close_range, 3U, (unsigned)a - 1, 0);
-    if (b > a + 1)
-        syscall (SYS_close_range, (unsigned)a + 1, (unsigned)b - 1, 0);
-    syscall (SYS_close_range, (unsigned)b + 1, ~0U, 0);
+    /* Keep stdin/stdout/stderr (the runner's log), the two output files and the start pipe. */
+    int keep[3] = { l->out_fd, l->err_fd, l->started_fd };
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    unsigned from = 3;
+    for (int i = 0; i < 3; i++) {
+        if (keep[i] < 0)
+            continue;
+        if ((unsigned)keep[i] > from)
+            syscall (SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+        if ((unsigned)keep[i] + 1 > from)
+            from = (unsigned)keep[i] + 1;
+    }
+    syscall (SYS_close_range, from, ~0U, 0);
 
     char msg[1024] = "";
     struct err e = { 0 };
@@ -569,6 +583,11 @@ static _Noreturn void run_shim (struct dlaunch *l)
             struct err ig = { 0 };
             docker_request (d, "POST", path, NULL, NULL, API_TIMEOUT_MS, &ig);
         }
+    }
+    if (l->started_fd >= 0) {
+        write_all (l->started_fd, "s", 1);   /* the runner reports `running` now */
+        close (l->started_fd);
+        l->started_fd = -1;
     }
 
     /* Logs: from the start (a re-attaching shim rewrites the files from the beginning)
@@ -646,7 +665,7 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
     json_t *body = build_create_body (x, s, e);
     if (!body)
         return -1;
-    struct dlaunch l = { .out_fd = -1, .err_fd = -1 };
+    struct dlaunch l = { .out_fd = -1, .err_fd = -1, .started_fd = -1 };
     launch_paths (x, s->task_id, s->attempt, &l);
     l.create_body = json_dumps (body, JSON_COMPACT);
     json_decref (body);
@@ -665,13 +684,23 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
     if ((l.out_fd = open_output (s->stdout_path, e)) < 0
         || (l.err_fd = open_output (s->stderr_path, e)) < 0)
         goto fail;
-    pid_t pid = spawn_shim (&l, e);
-    if (pid < 0)
+    int sp[2];
+    if (pipe2 (sp, O_CLOEXEC) < 0) {
+        err_set (e, errno, "pipe: %s", strerror (errno));
         goto fail;
+    }
+    l.started_fd = sp[1];
+    pid_t pid = spawn_shim (&l, e);
+    if (pid < 0) {
+        close (sp[0]);
+        goto fail;
+    }
+    fcntl (sp[0], F_SETFL, O_NONBLOCK);
     out->task_id = s->task_id;
     out->attempt = s->attempt;
     out->shim_pid = pid;
     out->pidfd = sys_pidfd_open (pid);
+    out->start_fd = sp[0];
     snprintf (out->cgroup, sizeof out->cgroup, "%s", l.name);
     log_escape (s->argv[0], out->command, sizeof out->command);
     dlaunch_free (&l);
@@ -751,7 +780,7 @@ static int docker_adopt (struct executor *ex, struct exec_task *t, const struct 
         return -1;
     if (alive == 0)
         return 0;
-    struct dlaunch l = { .out_fd = -1, .err_fd = -1 };
+    struct dlaunch l = { .out_fd = -1, .err_fd = -1, .started_fd = -1 };
     launch_paths (x, t->task_id, t->attempt, &l);
     const char *out = s && s->stdout_path ? s->stdout_path : "/dev/null";
     const char *err = s && s->stderr_path ? s->stderr_path : "/dev/null";

@@ -518,6 +518,7 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     out->attempt = s->attempt;
     out->shim_pid = shim;
     out->pidfd = sys_pidfd_open (shim);
+    out->start_fd = -1;
     memcpy (out->cgroup, rel, strlen (rel) + 1);
     log_escape (s->argv[0], out->command, sizeof out->command);
     if (out->pidfd < 0)

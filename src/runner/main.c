@@ -521,15 +521,23 @@ static int run_loop (struct runner *r, int sigfd)
         double now = runner_now ();
         kick (r, now);
 
-        size_t need = (size_t)r->ntasks + 1;
+        size_t need = 2 * (size_t)r->ntasks + 1;
         if (need > cap) {
             cap = need * 2;
             fds = xreallocarray (fds, cap, sizeof *fds);
             owners = xreallocarray (owners, cap, sizeof *owners);
         }
-        unsigned n = 0;
+        unsigned n = 0, nstart;
         fds[n] = (struct curl_waitfd){ .fd = sigfd, .events = CURL_WAIT_POLLIN };
         owners[n++] = NULL;
+        /* start pipes first, so that a start is reported before its task's end */
+        for (struct rtask *t = r->tasks; t; t = t->next) {
+            if (t->et.start_fd < 0)
+                continue;
+            fds[n] = (struct curl_waitfd){ .fd = t->et.start_fd, .events = CURL_WAIT_POLLIN };
+            owners[n++] = t;
+        }
+        nstart = n;
         for (struct rtask *t = r->tasks; t; t = t->next) {
             if (t->et.pidfd < 0)
                 continue;
@@ -548,7 +556,10 @@ static int run_loop (struct runner *r, int sigfd)
                 break; /* queued starts and exits are picked up again on the next start */
         }
         /* Callbacks above never free tasks (only reaping does), so OWNERS is valid. */
-        for (unsigned i = 1; i < n; i++)
+        for (unsigned i = 1; i < nstart; i++)
+            if (fds[i].revents && owners[i]->et.start_fd >= 0)
+                supervise_started (r, owners[i]);
+        for (unsigned i = nstart; i < n; i++)
             if (fds[i].revents)
                 supervise_reap (r, owners[i]);
         next_task_timer = supervise_timers (r, runner_now ());

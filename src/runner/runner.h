@@ -86,6 +86,8 @@ void supervise_sweep_containers (struct runner *r);
 void supervise_commands (struct runner *r, json_t *commands);
 /* Kills the tasks listed in a host reply's "kill" array ([{"task_id","attempt"}]). */
 void supervise_kill_list (struct runner *r, json_t *kill, const char *why);
+/* A task's start_fd became readable: the container started; report `running`. */
+void supervise_started (struct runner *r, struct rtask *t);
 /* A task's pidfd became readable (or its shim vanished): collect and report. */
 void supervise_reap (struct runner *r, struct rtask *t);
 /* Escalates kills whose grace period ran out. Returns the next deadline (0 = none). */

@@ -81,6 +81,7 @@ static struct rtask *task_new (struct runner *r, uint64_t task_id, int attempt,
     t->et.task_id = task_id;
     t->et.attempt = attempt;
     t->et.pidfd = -1;
+    t->et.start_fd = -1;
     snprintf (t->status, sizeof t->status, "%s", status);
     t->next = r->tasks;
     r->tasks = t;
@@ -130,6 +131,8 @@ static void task_free (struct runner *r, struct rtask *t)
         dequeue (r, t);
     if (t->et.pidfd >= 0)
         close (t->et.pidfd);
+    if (t->et.start_fd >= 0)
+        close (t->et.start_fd);
     free (t);
 }
 
@@ -325,7 +328,8 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
 {
     struct spec_buf b;
     struct err e = { 0 };
-    struct exec_task et = { .task_id = t->et.task_id, .attempt = t->et.attempt, .pidfd = -1 };
+    struct exec_task et = { .task_id = t->et.task_id, .attempt = t->et.attempt, .pidfd = -1,
+                            .start_fd = -1 };
     if (spec_from_taskinfo (r, t->et.task_id, t->et.attempt, task, &b, &e) < 0) {
         err_wrap (&e, "invalid task");
         goto error;
@@ -336,9 +340,17 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
     spec_buf_free (&b);
     t->et = et;
     snprintf (t->status, sizeof t->status, "%s", STATE_RUNNING);
-    runner_iso_now (t->started_at, sizeof t->started_at);
-    persist (r, t);
-    report (r, t->et.task_id, t->et.attempt, ST_RUNNING, NULL, NULL, t->started_at, NULL);
+    if (t->et.start_fd >= 0) {
+        /* Docker: `pending` while the shim prepares the image and container; `running`
+         * when it says the container started (supervise_started). */
+        persist (r, t);
+        report (r, t->et.task_id, t->et.attempt, ST_PENDING, NULL,
+                "Preparing the container (image check or load).", NULL, NULL);
+    } else {
+        runner_iso_now (t->started_at, sizeof t->started_at);
+        persist (r, t);
+        report (r, t->et.task_id, t->et.attempt, ST_RUNNING, NULL, NULL, t->started_at, NULL);
+    }
     char cmd[256];
     log_info ("task %" PRIu64 ".%d: starting -> running (%s, shim pid %d, %s %s): %s",
               t->et.task_id, t->et.attempt, t->ex->ops->name, (int)t->et.shim_pid,
@@ -585,8 +597,29 @@ void supervise_commands (struct runner *r, json_t *commands)
 
 /* ---- reaping and adoption ------------------------------------------------------------ */
 
+void supervise_started (struct runner *r, struct rtask *t)
+{
+    char c;
+    ssize_t got;
+    while ((got = read (t->et.start_fd, &c, 1)) < 0 && errno == EINTR)
+        ;
+    if (got < 0 && errno == EAGAIN)
+        return;
+    close (t->et.start_fd);
+    t->et.start_fd = -1;
+    if (got != 1)
+        return;   /* the shim ended before starting the container: reaping reports it */
+    runner_iso_now (t->started_at, sizeof t->started_at);
+    persist (r, t);
+    if (strcmp (t->status, STATE_RUNNING) == 0)
+        report (r, t->et.task_id, t->et.attempt, ST_RUNNING, NULL, NULL, t->started_at, NULL);
+    log_debug ("task %" PRIu64 ".%d: container started", t->et.task_id, t->et.attempt);
+}
+
 void supervise_reap (struct runner *r, struct rtask *t)
 {
+    if (t->et.start_fd >= 0)
+        supervise_started (r, t);   /* a start the loop has not seen yet is reported first */
     struct exec_result res = { 0 };
     struct err e = { 0 };
     if (t->ex->ops->collect (t->ex, &t->et, &res, &e) < 0) {
