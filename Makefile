@@ -1,5 +1,6 @@
 # HakuRiver-C: one non-recursive build (Redis-style, -MMD dependencies).
-# Targets: all, check, check-unit, check-integration, asan, bench, install, clean, format.
+# Targets: all, check, check-unit, check-integration, asan, bench (bench-native + bench-docker),
+# install, clean, format.
 
 PREFIX     ?= /usr/local
 BUILD      ?= build
@@ -39,7 +40,8 @@ LINKS := hakuriver.host hakuriver.runner hakuriver.client hakuriver.task hakuriv
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all check check-unit check-integration asan bench install clean format links
+.PHONY: all check check-unit check-integration asan bench bench-native bench-docker install clean \
+        format links
 
 all: $(BIN) links
 
@@ -81,6 +83,13 @@ asan:
 
 bench: all
 	bench/run.sh $(abspath $(BUILD))
+	bench/docker.sh $(abspath $(BUILD))
+
+bench-native: all
+	bench/run.sh $(abspath $(BUILD))
+
+bench-docker: all
+	bench/docker.sh $(abspath $(BUILD))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

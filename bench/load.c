@@ -34,11 +34,13 @@
 
 #define ACTIVE_FILTER "status=queued,assigning,pending,running,paused"
 /* The trivial task; required_cores is --cores (default 1, see bench/README.md). */
-static char trivial_task[160];
+static char trivial_task[512];
 
 struct opts {
     const char *url, *token, *dir, *helper, *pids;
     int clients, count, spacing_ms, cores;
+    const char *image;        /* Docker image for the tasks (--image); NULL = native */
+    const char *task_dir, *task_helper; /* DIR and HELPER as the task sees them (containers) */
     double duration;
 };
 
@@ -376,7 +378,7 @@ static int cmd_makespan (void)
     double t0 = now_mono ();
     double sub_el = run_submitters (&s, 0);
     int polls = 0, left = 1;
-    double limit = t0 + 120;
+    double limit = t0 + (O.duration > 120 ? O.duration : 120);
     while (now_mono () < limit) {
         left = any_active (&c);
         polls++;
@@ -422,10 +424,15 @@ static int cmd_latency (void)
     double *sent = calloc ((size_t)O.count, sizeof *sent);
     double *rtt = calloc ((size_t)O.count, sizeof *rtt);
     double *lat = calloc ((size_t)O.count, sizeof *lat);
-    char body[2048];
+    char body[2048], where[600];
+    if (O.image)
+        snprintf (where, sizeof where, "\"image\":\"%s\"", O.image);
+    else
+        snprintf (where, sizeof where, "\"container_name\":\"NULL\"");
     snprintf (body, sizeof body,
-              "{\"command\":\"%s\",\"arguments\":[\"%s\"],\"container_name\":\"NULL\","
-              "\"required_cores\":%d}", O.helper, O.dir, O.cores);
+              "{\"command\":\"%s\",\"arguments\":[\"%s\"],%s,\"required_cores\":%d}",
+              O.task_helper ? O.task_helper : O.helper, O.task_dir ? O.task_dir : O.dir, where,
+              O.cores);
     int errors = 0;
     double next = now_mono ();
     for (int i = 0; i < O.count; i++) {
@@ -581,7 +588,9 @@ static void usage (FILE *out)
     fprintf (out,
              "usage: hr-load submit|makespan|latency|pages|drain --url URL --token TOKEN\n"
              "       [-c CLIENTS] [-d SECONDS] [-n COUNT] [-s SPACING_MS] [-D DIR]\n"
-             "       [-H HELPER] [-p PID,PID] [-C|--cores N (required_cores, default 1)]\n");
+             "       [-H HELPER] [-p PID,PID] [-C|--cores N (required_cores, default 1)]\n"
+             "       [--image REF (Docker tasks)] [--task-dir DIR] [--task-helper PATH]\n"
+             "       (--task-*: DIR and HELPER as the task sees them, e.g. under /shared)\n");
 }
 
 int main (int argc, char **argv)
@@ -592,6 +601,8 @@ int main (int argc, char **argv)
         { "count", required_argument, NULL, 'n' }, { "spacing", required_argument, NULL, 's' },
         { "dir", required_argument, NULL, 'D' },   { "helper", required_argument, NULL, 'H' },
         { "pids", required_argument, NULL, 'p' },  { "cores", required_argument, NULL, 'C' },
+        { "image", required_argument, NULL, 'I' }, { "task-dir", required_argument, NULL, 'T' },
+        { "task-helper", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
@@ -602,7 +613,7 @@ int main (int argc, char **argv)
     const char *cmd = argv[1];
     int c;
     optind = 2;
-    while ((c = getopt_long (argc, argv, "u:t:c:d:n:s:D:H:p:C:h", opts, NULL)) != -1) {
+    while ((c = getopt_long (argc, argv, "u:t:c:d:n:s:D:H:p:C:I:T:P:h", opts, NULL)) != -1) {
         switch (c) {
         case 'u': O.url = optarg; break;
         case 't': O.token = optarg; break;
@@ -614,6 +625,9 @@ int main (int argc, char **argv)
         case 'H': O.helper = optarg; break;
         case 'p': O.pids = optarg; break;
         case 'C': O.cores = atoi (optarg); break;
+        case 'I': O.image = optarg; break;
+        case 'T': O.task_dir = optarg; break;
+        case 'P': O.task_helper = optarg; break;
         case 'h': usage (stdout); return 0;
         default: usage (stderr); return 2;
         }
@@ -622,9 +636,14 @@ int main (int argc, char **argv)
         usage (stderr);
         return 2;
     }
-    snprintf (trivial_task, sizeof trivial_task,
-              "{\"command\":\"true\",\"container_name\":\"NULL\",\"required_cores\":%d}",
-              O.cores);
+    if (O.image)
+        snprintf (trivial_task, sizeof trivial_task,
+                  "{\"command\":\"true\",\"image\":\"%s\",\"required_cores\":%d}", O.image,
+                  O.cores);
+    else
+        snprintf (trivial_task, sizeof trivial_task,
+                  "{\"command\":\"true\",\"container_name\":\"NULL\",\"required_cores\":%d}",
+                  O.cores);
     curl_global_init (CURL_GLOBAL_DEFAULT);
     int rc;
     if (strcmp (cmd, "submit") == 0)

@@ -495,6 +495,34 @@ static int stale_container (struct docker *d, const struct dlaunch *l, struct er
     return code >= 200 && code < 300 ? 0 : -1;
 }
 
+/* Whether the image can be used without asking the engine first (see run_shim). */
+static bool image_probably_current (const struct dlaunch *l)
+{
+    if (!l->environment)
+        return true;
+    int64_t ts;
+    char tar[4400], lid[160];
+    if (!tarballs_newest (l->tar_dir, l->environment, &ts, tar, sizeof tar))
+        return false;
+    long long lts;
+    FILE *f = fopen (l->loaded_path, "re");
+    bool ok = f && fscanf (f, "%lld %159s", &lts, lid) == 2 && lts >= ts;
+    if (f)
+        fclose (f);
+    return ok;
+}
+
+/* Makes the image available; on failure records the result. Returns true when it failed. */
+static bool ensure_or_record (struct docker *d, const struct dlaunch *l)
+{
+    char msg[1024] = "";
+    int rc = l->environment ? ensure_environment (d, l, msg, sizeof msg)
+                            : ensure_image (d, l, msg, sizeof msg);
+    if (rc < 0)
+        shim_record (l, START_FAILED_CODE, 0, false, msg);
+    return rc < 0;
+}
+
 static _Noreturn void run_shim (struct dlaunch *l)
 {
     setsid ();
@@ -532,12 +560,12 @@ static _Noreturn void run_shim (struct dlaunch *l)
     }
     char path[512];
     if (l->create_body) {
-        int rc = l->environment ? ensure_environment (d, l, msg, sizeof msg)
-                                : ensure_image (d, l, msg, sizeof msg);
-        if (rc < 0) {
-            shim_record (l, START_FAILED_CODE, 0, false, msg);
+        /* The image is checked with the engine only when it may be stale or missing: an
+         * environment whose newest tarball this runner has not loaded yet, or a create that
+         * answers 404 (no such image). */
+        bool ensured = !image_probably_current (l);
+        if (ensured && ensure_or_record (d, l))
             _exit (0);
-        }
         if (cancelled (l)) {
             shim_record (l, 128 + SIGKILL, SIGKILL, false, "Killed before the container started.");
             _exit (0);
@@ -545,7 +573,7 @@ static _Noreturn void run_shim (struct dlaunch *l)
         json_t *body = json_loads (l->create_body, 0, NULL);
         snprintf (path, sizeof path, "/containers/create?name=%s", l->name);
         bool follow = false;
-        for (int tries = 0; tries < 2; tries++) {
+        for (int tries = 0; tries < 3; tries++) {
             e = (struct err){ 0 };
             int code = docker_request (d, "POST", path, body, NULL, API_TIMEOUT_MS, &e);
             if (code == 409) {
@@ -556,6 +584,14 @@ static _Noreturn void run_shim (struct dlaunch *l)
                 }
                 if (st == 0)
                     continue;
+            }
+            if (code == 404 && !ensured) {
+                ensured = true;
+                if (ensure_or_record (d, l)) {
+                    json_decref (body);
+                    _exit (0);
+                }
+                continue;
             }
             if (code >= 200 && code < 300)
                 break;

@@ -1,0 +1,88 @@
+#!/bin/bash
+# docker.sh - issue #3 benchmark: HakuRiver's Docker tasks against the same containers run
+# without HakuRiver, in one run, on a real host + runner (bench/cluster.sh) and the real engine.
+#
+#   bench/docker.sh [BUILD_DIR]        (`make bench-docker`; needs root: starts dockerd if none)
+#
+#   1. `docker run --rm IMAGE true` with the docker CLI, one after another: latency, throughput
+#   2. raw Engine API, one at a time: create-call -> the probe's first instruction (stamp)
+#   3. HakuRiver, one at a time: submit -> the probe's first instruction (same probe, same image)
+#   4. raw Engine API makespan: N `true` containers, 2 at a time (create/start/wait/remove)
+#   5. HakuRiver makespan: N `--image IMAGE --cores 1 -- true` tasks on one runner with 2 cores
+# Targets: overhead (3 - 2) p50 <= 10 ms; makespan 5 within 15% of 4.
+# Knobs: BENCH_DOCKER_TASKS (1000), BENCH_DOCKER_LAT_N (30), BENCH_DOCKER_CLI_N (20),
+# BENCH_KEEP=1, BENCH_LOGS=DIR (as run.sh).
+set -u
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+BUILD=${1:-$HERE/../build}
+BUILD=$(cd "$BUILD" && pwd) || { echo "docker.sh: no build dir $1" >&2; exit 1; }
+N=${BENCH_DOCKER_TASKS:-1000}
+LAT_N=${BENCH_DOCKER_LAT_N:-30}
+CLI_N=${BENCH_DOCKER_CLI_N:-20}
+IMAGE=hakuriver-test/busybox:latest
+
+"$HERE/../scripts/docker-up.sh" >&2 || { echo "docker.sh: no Docker engine" >&2; exit 1; }
+cc -O2 -std=gnu11 -Wall -D_GNU_SOURCE "$HERE/load.c" -lcurl -ljansson -lpthread \
+    -o "$BUILD/hr-load" || exit 1
+LOAD=$BUILD/hr-load
+cc -O2 -std=gnu11 -Wall -D_GNU_SOURCE -I"$HERE/../src" "$HERE/docker_raw.c" "$BUILD/libcommon.a" \
+    $(pkg-config --cflags --libs libcurl jansson) -lpthread -o "$BUILD/hr-docker-raw" || exit 1
+RAW=$BUILD/hr-docker-raw
+
+. "$HERE/cluster.sh"
+SD=$DIR/shared/shared_data
+mkdir -p "$SD/bin" "$SD/lat"
+chmod 1777 "$SD/lat"
+# the probe runs inside a busybox image without a C library: it must be static
+cc -O2 -std=gnu11 -Wall -static "$HERE/stamp.c" -o "$SD/bin/hr-stamp" || exit 1
+start_host || exit 1
+start_runner || exit 1
+sleep 1.5
+echo "cluster: host pid $HOST_PID, runner pid $RUNNER_PID, port $PORT, dir $DIR" >&2
+
+# ---- 1. docker run --rm with the CLI ---------------------------------------------------
+echo "== docker run --rm $IMAGE true, $CLI_N times" >&2
+t0=$(date +%s.%N)
+lats=()
+for i in $(seq 1 "$CLI_N"); do
+    a=$(date +%s.%N); docker run --rm --network host "$IMAGE" true || BROKEN=1; b=$(date +%s.%N)
+    lats+=("$(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.1f", (b - a) * 1000}')")
+done
+t1=$(date +%s.%N)
+CLI_P50=$(printf '%s\n' "${lats[@]}" | sort -n | awk '{v[NR]=$1} END {printf "%.1f", v[int((NR+1)/2)]}')
+CLI_RATE=$(awk -v n="$CLI_N" -v a="$t0" -v b="$t1" 'BEGIN {printf "%.2f", n / (b - a)}')
+echo "   cli_p50_ms=$CLI_P50 cli_per_s=$CLI_RATE" >&2
+
+# ---- 2./3. start latency, one at a time --------------------------------------------------
+step raw-latency "$RAW" serial -n "$LAT_N" -i "$IMAGE" -b "$SD" -H /shared/bin/hr-stamp -D /shared/lat
+RAW_LAT=$OUT
+step hr-latency "$LOAD" latency --url "$URL" --token "$TOKEN" -n "$LAT_N" -s 2500 -C 1 \
+    --image "$IMAGE" -D "$SD/lat" -H unused --task-helper /shared/bin/hr-stamp --task-dir /shared/lat
+HR_LAT=$OUT
+drain 120
+
+# ---- 4./5. makespan ---------------------------------------------------------------------
+step raw-makespan "$RAW" makespan -n "$N" -c 2 -i "$IMAGE" -b "$SD"
+RAW_MS=$OUT
+step hr-makespan "$LOAD" makespan --url "$URL" --token "$TOKEN" -n "$N" -C 1 --image "$IMAGE" \
+    -d 3600
+HR_MS=$OUT
+
+raw_p50=$(kv start_p50_ms "$RAW_LAT"); hr_p50=$(kv p50_ms "$HR_LAT")
+raw_ms=$(kv makespan_s "$RAW_MS"); hr_ms=$(kv makespan_s "$HR_MS")
+over=$(awk -v a="$hr_p50" -v b="$raw_p50" 'BEGIN {printf "%.1f", a - b}')
+ratio=$(awk -v a="$hr_ms" -v b="$raw_ms" 'BEGIN {printf "%.3f", (b > 0 ? a / b : 0)}')
+verdict () { awk -v x="$1" -v lim="$2" 'BEGIN {print (x <= lim ? "PASS" : "MISS")}'; }
+printf '\n%-58s %12s %10s %s\n' "benchmark (image $IMAGE)" measured target verdict
+printf '%-58s %12s %10s\n' "docker run --rm (CLI), p50 latency ms / per s" "$CLI_P50 / $CLI_RATE" "-"
+printf '%-58s %12s %10s\n' "raw API create -> process start, p50 / p95 ms" \
+    "$raw_p50 / $(kv start_p95_ms "$RAW_LAT")" "-"
+printf '%-58s %12s %10s\n' "HakuRiver submit -> process start, p50 / p95 ms" \
+    "$hr_p50 / $(kv p95_ms "$HR_LAT")" "-"
+printf '%-58s %12s %10s %s\n' "HakuRiver overhead over raw, p50 ms" "$over" "<= 10" \
+    "$(verdict "$over" 10)"
+printf '%-58s %12s %10s\n' "raw API makespan, $N containers, 2 at a time, s" "$raw_ms" "-"
+printf '%-58s %12s %10s\n' "HakuRiver makespan, $N tasks, 1 core each on 2 cores, s" "$hr_ms" "-"
+printf '%-58s %12s %10s %s\n' "HakuRiver / raw makespan" "$ratio" "<= 1.15" \
+    "$(verdict "$ratio" 1.15)"
+exit $BROKEN
