@@ -59,6 +59,11 @@ test_expect_success 'cores and memory limits are set on the container (read from
     id=$(hr_submit --container $ENV --cores 1 --memory 64M -- sh -c "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes; cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu/cpu.cfs_period_us") &&
     hr_wait_status $id completed 30 && out=$(hakuriver.task stdout $id | tr "\n" " ") && echo "$out" &&
     case "$out" in "64000000 100000 100000 "|"64000000 100000 100000 "*) ;; *) exit 1;; esac'
+test_expect_success 'a HOST:NUMA target binds the container to the node (cpuset read from inside)' '
+    want=$(cat /sys/devices/system/node/node0/cpulist) &&
+    id=$(hr_submit --container $ENV --target n1:0 -- sh -c "cat /sys/fs/cgroup/cpuset.cpus.effective 2>/dev/null || cat /sys/fs/cgroup/cpuset/cpuset.cpus; echo \$HAKURIVER_TARGET_NUMA_NODE") &&
+    hr_wait_status $id completed 30 && out=$(hakuriver.task stdout $id | tr "\n" " ") && echo "$out" &&
+    [ "$out" = "$want 0 " ]'
 test_expect_success 'exit codes and stderr come through; a failing command is failed' '
     id=$(hr_submit --container $ENV -- sh -c "echo oops >&2; exit 7") && hr_wait_status $id failed 30 &&
     [ "$(hr_api GET /status/$id | tail -n +2 | hr_json exit_code)" = 7 ] &&
