@@ -35,7 +35,7 @@ ALL_LIB    := $(BUILD)/libhost.a $(BUILD)/librunner.a $(BUILD)/libcli.a $(BUILD)
 
 BIN   := $(BUILD)/hakuriver
 LINKS := hakuriver.host hakuriver.runner hakuriver.client hakuriver.task hakuriver.init \
-         hakuriver.docker hakuriver.docker-shell
+         hakuriver.docker hakuriver.docker-shell hakurun
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))

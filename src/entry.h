@@ -9,5 +9,6 @@ int cli_task_main (int argc, char **argv);
 int cli_init_main (int argc, char **argv);
 int cli_docker_main (int argc, char **argv);
 int cli_docker_shell_main (int argc, char **argv);
+int hakurun_main (int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const struct entry entries[] = {
     { "init", cli_init_main },
     { "docker", cli_docker_main },
     { "docker-shell", cli_docker_shell_main },
+    { "hakurun", hakurun_main },
 };
 
 static int (*lookup (const char *name)) (int, char **)
@@ -33,13 +34,16 @@ static void usage (FILE *out)
     fprintf (out,
              "usage: hakuriver COMMAND [ARGS...]\n"
              "       (or through the links hakuriver.host, hakuriver.runner, hakuriver.client,\n"
-             "        hakuriver.task, hakuriver.init, hakuriver.docker, hakuriver.docker-shell)\n"
-             "commands: host runner client task init docker docker-shell\n");
+             "        hakuriver.task, hakuriver.init, hakuriver.docker, hakuriver.docker-shell,\n"
+             "        hakurun)\n"
+             "commands: host runner client task init docker docker-shell hakurun\n");
 }
 
 int main (int argc, char **argv)
 {
     char *base = basename (argv[0]);
+    if (strcmp (base, "hakurun") == 0)
+        return hakurun_main (argc, argv);
     if (strncmp (base, "hakuriver.", 10) == 0) {
         int (*fn) (int, char **) = lookup (base + 10);
         if (fn)
