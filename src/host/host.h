@@ -15,6 +15,7 @@
 #include "host/task.h"
 
 struct http_req;
+struct docker_worker;
 
 /* A command queued for a runner, delivered by its long-poll until acknowledged. */
 struct node_cmd {
@@ -90,6 +91,7 @@ struct host {
     struct health_ring health;
     int64_t start_ms;
     struct err last_err;
+    struct docker_worker *docker; /* /docker/ operations (docker_worker.c); NULL if it failed */
 };
 
 /* ---- time ---- */

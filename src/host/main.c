@@ -22,6 +22,7 @@
 #include "common/xalloc.h"
 #include "entry.h"
 #include "host/api.h"
+#include "host/docker_worker.h"
 #include "host/host.h"
 #include "host/http.h"
 
@@ -234,6 +235,14 @@ int host_main (int argc, char **argv)
     epoll_ctl (epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
     ev.data.fd = sigfd;
     epoll_ctl (epfd, EPOLL_CTL_ADD, sigfd, &ev);
+    /* after the signal mask: the worker thread must not take SIGINT/SIGTERM either */
+    h->docker = docker_worker_start (&conf, &e);
+    if (h->docker) {
+        ev.data.fd = docker_worker_fd (h->docker);
+        epoll_ctl (epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    } else {
+        log_err ("%s; the /docker/ endpoints answer 503", e.text);
+    }
     log_info ("HakuRiver host listening on %s:%d (store %s, %zu active tasks restored)",
               conf.host_bind_ip, conf.host_port, conf.db_file, h->active.count);
     printf ("Starting HakuRiver Host server on %s:%d...\n", conf.host_bind_ip, conf.host_port);
@@ -262,6 +271,7 @@ int host_main (int argc, char **argv)
                 }
             }
         http_run (httpd);
+        docker_worker_complete (h->docker); /* answers finished Docker operations */
         now = now_ms ();
         if (now >= next_tick) {
             next_tick = now + 1000;
@@ -301,6 +311,9 @@ int host_main (int argc, char **argv)
     }
 
 cleanup:
+    /* Docker requests waiting for the worker are answered 503 and resumed, the thread joined */
+    docker_worker_stop (h->docker);
+    h->docker = NULL;
     /* suspended long-polls must be resumed before the daemon stops */
     for (struct node *n = h->nodes; n; n = n->next)
         if (n->poll) {
@@ -309,6 +322,8 @@ cleanup:
     if (httpd) {
         api_answer_polls (h, true);
         http_run (httpd);
+        for (int spin = 0; spin < 4 && http_take_resumed (); spin++)
+            http_run (httpd);
     }
     if (epfd >= 0)
         close (epfd);

@@ -35,17 +35,28 @@ test_expect_success 'negative memory gives 422' '
     [ "$(code POST /submit "{\"command\":\"true\",\"required_memory_bytes\":-5}")" = 422 ]'
 test_expect_success 'a missing command gives 422' '[ "$(code POST /submit "{\"arguments\":[]}")" = 422 ]'
 test_expect_success 'target host:abc gives 422 with the 0.3 message' '
-    body POST /submit "{\"command\":\"true\",\"targets\":[\"n1:abc\"]}" | grep -q "Invalid target format"'
+    body POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"n1:abc\"]}" | grep -q "Invalid target format"'
 test_expect_success 'target host:99 (no such NUMA node) fails that target with the valid ids' '
-    [ "$(code POST /submit "{\"command\":\"true\",\"targets\":[\"n1:99\"]}")" = 503 ] &&
-    body POST /submit "{\"command\":\"true\",\"targets\":[\"n1:99\"]}" | grep -q "Invalid NUMA ID for node (Valid: \[0"'
+    [ "$(code POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"n1:99\"]}")" = 503 ] &&
+    body POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"n1:99\"]}" | grep -q "Invalid NUMA ID for node (Valid: \[0"'
 test_expect_success 'an unknown host fails with Node not registered' '
-    body POST /submit "{\"command\":\"true\",\"targets\":[\"ghost\"]}" | grep -q "Node not registered"'
+    body POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"ghost\"]}" | grep -q "Node not registered"'
 test_expect_success 'more cores than the node has fails that target' '
-    body POST /submit "{\"command\":\"true\",\"targets\":[\"n1\"],\"required_cores\":999}" | grep -q "only"'
+    body POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"n1\"],\"required_cores\":999}" | grep -q "only"'
 test_expect_success 'a partial batch reports the failed target and creates the rest' '
     out=$(body POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"n1\",\"ghost\"]}") &&
     echo "$out" | grep -q failed_targets && echo "$out" | grep -q ghost'
+test_expect_success 'an unknown container environment gives 422 naming it' '
+    out=$(body POST /submit "{\"command\":\"true\",\"container_name\":\"no-such-env\"}") &&
+    echo "$out" | grep -q "Container environment .no-such-env. does not exist" &&
+    [ "$(code POST /submit "{\"command\":\"true\"}")" = 422 ]'
+test_expect_success 'bad Docker options give 422 or 403' '
+    [ "$(code POST /submit "{\"command\":\"true\",\"image\":\"bad image\"}")" = 422 ] &&
+    [ "$(code POST /submit "{\"command\":\"true\",\"image\":\"busybox\",\"container_name\":\"NULL\"}")" = 422 ] &&
+    [ "$(code POST /submit "{\"command\":\"true\",\"image\":\"busybox\",\"additional_mounts\":[\"rel:/x\"]}")" = 422 ] &&
+    [ "$(code POST /submit "{\"command\":\"true\",\"image\":\"busybox\",\"additional_mounts\":[\"/a:/b:zz\"]}")" = 422 ] &&
+    [ "$(code POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"privileged\":true}")" = 422 ] &&
+    [ "$(code POST /submit "{\"command\":\"true\",\"image\":\"busybox\",\"privileged\":true}")" = 403 ]'
 n0=$(count_tasks)
 test_expect_success 'a non-numeric task id gives 400' '[ "$(code GET /status/abc)" = 400 ]'
 test_expect_success 'a huge task id gives 400' '[ "$(code GET /status/99999999999999999999999)" = 400 ]'

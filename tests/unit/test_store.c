@@ -629,7 +629,7 @@ int main (void)
         diag ("%s", e.text);
     if (!st)
         return done_testing ();
-    is_int (store_schema_version (st), 1, "schema version 1");
+    is_int (store_schema_version (st), 2, "schema version 2");
     ok (store_task_max_id (st) == 0, "max id of an empty store is 0");
     test_pragmas ();
     test_round_trip (st);
@@ -638,7 +638,7 @@ int main (void)
 
     st = store_open (dbpath, &e);
     ok (st != NULL, "reopen");
-    is_int (store_schema_version (st), 1, "the version is kept");
+    is_int (store_schema_version (st), 2, "the version is kept");
     struct task *got = NULL;
     store_task_get (st, 7530375621982027776ULL, &got, &e);
     ok (got && strcmp (got->command, "ssh-ed25519 AAAA key") == 0, "the data is kept");
