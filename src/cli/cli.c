@@ -15,10 +15,13 @@ const char *cli_prog_name (const char *word)
 {
     const char *base = strrchr (word, '/');
     base = base ? base + 1 : word;
-    if (strcmp (base, "client") == 0 || strcmp (base, "hakuriver.client") == 0)
-        return "hakuriver.client";
-    if (strcmp (base, "task") == 0 || strcmp (base, "hakuriver.task") == 0)
-        return "hakuriver.task";
+    /* "hakuriver task ..." names itself like the hakuriver.task link */
+    static const char *const names[] = { "client", "task", "docker", "docker-shell", "init" };
+    static const char *const full[] = { "hakuriver.client", "hakuriver.task", "hakuriver.docker",
+                                        "hakuriver.docker-shell", "hakuriver.init" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp (base, names[i]) == 0)
+            return full[i];
     return base;
 }
 
