@@ -9,7 +9,7 @@ hr_wait_node n1 online
 cores=$(hr_api GET /nodes | tail -n +2 | hr_json 0.total_cores)
 
 test_expect_success 'filling the node makes the next task queued, not refused' '
-    ids=$(for i in $(seq 1 $cores); do hr_submit --container NULL --cores 1 -- sleep 30; done) &&
+    ids=$(for i in $(seq 1 $cores); do hr_submit --container NULL --cores 1 -- sleep 300; done) &&
     for i in $ids; do hr_wait_status $i running || exit 1; done &&
     q=$(hr_submit --container NULL --cores 1 -- echo queued-ran) &&
     [ "$(hr_task_status $q)" = queued ] && echo "$ids" > $HR_DIR/ids && echo $q > $HR_DIR/q'
@@ -45,8 +45,8 @@ test_expect_success 'killing a queued task never runs it' '
     [ "$(hr_task_status $q2)" = queued ] && hakuriver.client kill $q2 &&
     [ "$(hr_task_status $q2)" = killed ] && sleep 1 && [ ! -e $HR_DIR/shared/shared_data/should-not-exist ]'
 test_expect_success 'queued tasks start in submission order; a small task may not jump a big one' '
-    for i in $(sed 1d $HR_DIR/ids); do hakuriver.client kill $i >/dev/null; done &&
-    blocker=$(hr_submit --container NULL --cores 1 -- sleep 2) && hr_wait_status $blocker running &&
+    for i in $(sed 1d $HR_DIR/ids); do hakuriver.client kill $i >/dev/null 2>&1; done;
+    blocker=$(hr_submit --container NULL --cores 1 -- sleep 6) && hr_wait_status $blocker running &&
     big=$(hr_submit --container NULL --cores $cores -- true) &&
     small=$(hr_submit --container NULL --cores 1 -- true) &&
     sleep 0.5 &&
