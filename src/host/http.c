@@ -1,14 +1,19 @@
-/* http.c - libmicrohttpd glue: body limits, held replies until commit, long-poll suspension */
+/* http.c - libmicrohttpd glue: body limits, held replies until commit, long-poll suspension,
+ * replies prepared by other threads and protocol upgrades */
 #include "host/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <microhttpd.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -16,10 +21,68 @@
 #include "common/xalloc.h"
 #include "host/host.h"
 
+/* A request held by http_hold_async. */
+struct http_async {
+    http_async_f start, finish;
+    void (*free_fn) (void *arg);
+    void *arg;
+};
+
+/* A prepared 101 reply (http_reply_upgrade), until MHD hands over the socket. */
+struct http_upgrade_req {
+    char *protocol;
+    http_upgrade_f fn;
+    void (*stop) (void *arg);
+    void (*free_fn) (void *arg);
+    void *arg;
+};
+
+/* An upgraded connection. The list is shared with the owners' threads (http_upgrade_close),
+ * hence the lock; everything else here runs on the loop thread. */
+struct http_upgrade {
+    struct MHD_UpgradeResponseHandle *urh;
+    void (*stop) (void *arg);
+    void *arg;
+    bool stop_sent;
+    struct http_upgrade *prev, *next;
+};
+static pthread_mutex_t upgrades_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct http_upgrade *upgrades;
+static unsigned async_held;   /* requests held by http_hold_async, not finished yet */
+
+/* In external polling mode libmicrohttpd has no inter-thread channel (MHD_USE_ITC is
+ * ignored), so a resume or an upgrade close from another thread would wait for the loop's
+ * next timeout. The loop therefore watches WATCH_FD: an epoll set holding MHD's epoll fd
+ * and WAKE_FD, an eventfd those threads write to after calling into MHD. */
+static int watch_fd = -1, wake_fd = -1;
+
+static void wake_loop (void)
+{
+    uint64_t one = 1;
+    if (wake_fd >= 0 && write (wake_fd, &one, sizeof one) < 0) {
+        /* only fails when the counter is full: a wake-up is pending anyway */
+    }
+}
+
 static void free_req (struct http_req *r)
 {
     if (!r)
         return;
+    if (r->async) {
+        async_held--;
+        if (r->async->free_fn)
+            r->async->free_fn (r->async->arg);
+        free (r->async);
+    }
+    if (r->upgrade) {
+        if (r->upgrade->free_fn)
+            r->upgrade->free_fn (r->upgrade->arg);
+        free (r->upgrade->protocol);
+        free (r->upgrade);
+    }
+    for (size_t i = 0; i < r->nhdrs; i++)
+        free (r->hdrs[i]);
+    free (r->hdrs);
     free (r->body);
     free (r->resp);
     free (r->next_before);
@@ -28,9 +91,59 @@ static void free_req (struct http_req *r)
     free (r);
 }
 
+static void upgrade_cb (void *cls, struct MHD_Connection *conn, void *con_cls,
+                        const char *extra_in, size_t extra_in_size, MHD_socket sock,
+                        struct MHD_UpgradeResponseHandle *urh)
+{
+    struct http_req *r = cls;
+    struct http_upgrade_req *ur = r->upgrade;
+    r->upgrade = NULL;
+    struct http_upgrade *u = xcalloc (1, sizeof *u);
+    u->urh = urh;
+    u->stop = ur->stop;
+    u->arg = ur->arg;
+    pthread_mutex_lock (&upgrades_lock);
+    u->next = upgrades;
+    if (upgrades)
+        upgrades->prev = u;
+    upgrades = u;
+    pthread_mutex_unlock (&upgrades_lock);
+    ur->fn (ur->arg, u, sock, extra_in, extra_in_size);
+    free (ur->protocol);
+    free (ur);
+}
+
+void http_upgrade_close (struct http_upgrade *u)
+{
+    pthread_mutex_lock (&upgrades_lock);
+    if (u->prev)
+        u->prev->next = u->next;
+    else
+        upgrades = u->next;
+    if (u->next)
+        u->next->prev = u->prev;
+    /* under the lock, so that http_stop() cannot tear MHD down before this returns */
+    MHD_upgrade_action (u->urh, MHD_UPGRADE_ACTION_CLOSE);
+    wake_loop ();
+    pthread_mutex_unlock (&upgrades_lock);
+    free (u);
+}
+
 static enum MHD_Result send_reply (struct http_req *r)
 {
     struct MHD_Response *resp;
+    if (r->upgrade) {
+        resp = MHD_create_response_for_upgrade (upgrade_cb, r);
+        if (!resp)
+            return MHD_NO;
+        MHD_add_response_header (resp, "Upgrade", r->upgrade->protocol);
+        MHD_add_response_header (resp, "Connection", "Upgrade");
+        for (size_t i = 0; i + 1 < r->nhdrs; i += 2)
+            MHD_add_response_header (resp, r->hdrs[i], r->hdrs[i + 1]);
+        enum MHD_Result ret = MHD_queue_response (r->conn, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
+        MHD_destroy_response (resp);
+        return ret;
+    }
     if (r->resp_fd >= 0) {
         resp = MHD_create_response_from_fd_at_offset64 ((uint64_t)r->fd_len, r->resp_fd,
                                                         (uint64_t)r->fd_off);
@@ -47,6 +160,8 @@ static enum MHD_Result send_reply (struct http_req *r)
         MHD_add_response_header (resp, "X-Next-Before", r->next_before);
     if (r->status == 401)
         MHD_add_response_header (resp, "WWW-Authenticate", "Bearer");
+    for (size_t i = 0; i + 1 < r->nhdrs; i += 2)
+        MHD_add_response_header (resp, r->hdrs[i], r->hdrs[i + 1]);
     enum MHD_Result ret = MHD_queue_response (r->conn, (unsigned)r->status, resp);
     MHD_destroy_response (resp);
     return ret;
@@ -93,8 +208,15 @@ static enum MHD_Result access_cb (void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->dispatched) {
-        /* resumed after a commit or a long-poll answer */
+        /* resumed after a commit, a long-poll answer or an asynchronous job */
         r->held = false;
+        if (r->async) {
+            struct http_async *a = r->async;
+            r->async = NULL;
+            async_held--;
+            a->finish (r, a->arg);
+            free (a);
+        }
         if (!r->ready)
             return MHD_YES;
         return send_reply (r);
@@ -113,6 +235,9 @@ static enum MHD_Result access_cb (void *cls, struct MHD_Connection *conn, const 
     if (r->ready) {
         r->next = h->deferred;
         h->deferred = r;
+    } else if (r->async) {
+        /* only now: the job may wake the connection, which must be suspended by then */
+        r->async->start (r, r->async->arg);
     }
     return MHD_YES;
 }
@@ -140,25 +265,81 @@ struct MHD_Daemon *http_start (struct host *h, const char *addr, int port, struc
         return NULL;
     }
     struct MHD_Daemon *d = MHD_start_daemon (
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO, (uint16_t)port, NULL, NULL,
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_TURBO,
+        (uint16_t)port, NULL, NULL,
         access_cb, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
         MHD_OPTION_NOTIFY_COMPLETED, completed_cb, h,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(MAX_HEADER_BYTES + 16384),
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned)4000, MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)1024, MHD_OPTION_END);
-    if (!d)
+    if (!d) {
         err_set (e, errno, "cannot listen on %s:%d: %s", addr, port, strerror (errno));
+        return NULL;
+    }
+    const union MHD_DaemonInfo *i = MHD_get_daemon_info (d, MHD_DAEMON_INFO_EPOLL_FD);
+    wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+    watch_fd = epoll_create1 (EPOLL_CLOEXEC);
+    struct epoll_event ev = { .events = EPOLLIN };
+    ev.data.fd = i ? i->epoll_fd : -1;
+    int rc = -1;
+    if (wake_fd >= 0 && watch_fd >= 0 && i)
+        rc = epoll_ctl (watch_fd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    ev.data.fd = wake_fd;
+    if (rc == 0)
+        rc = epoll_ctl (watch_fd, EPOLL_CTL_ADD, wake_fd, &ev);
+    if (rc < 0) {
+        err_set (e, errno, "cannot set up the HTTP server's wake-up: %s", strerror (errno));
+        MHD_stop_daemon (d);
+        http_stop (NULL);
+        return NULL;
+    }
     return d;
+}
+
+/* Before MHD stops, every upgraded connection must be closed by its owner and every async
+ * hold finished: MHD aborts on a suspended connection and would free an upgrade's handle
+ * under its owner's thread. Asks the owners to stop and waits up to 10 s. Returns false
+ * when some did not finish. */
+static bool drain (struct MHD_Daemon *d)
+{
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock (&upgrades_lock);
+        bool busy = upgrades || async_held;
+        for (struct http_upgrade *u = upgrades; u; u = u->next)
+            if (!u->stop_sent && u->stop) {
+                u->stop_sent = true;
+                u->stop (u->arg);
+            }
+        pthread_mutex_unlock (&upgrades_lock);
+        http_run (d);
+        if (!busy)
+            return true;
+        struct pollfd pfd = { .fd = http_epoll_fd (d), .events = POLLIN };
+        poll (&pfd, 1, 20);
+    }
+    log_err ("%u held requests and some terminal sessions did not end within 10 s; leaving "
+             "the HTTP server to the process exit", async_held);
+    return false;
 }
 
 void http_stop (struct MHD_Daemon *d)
 {
-    if (d)
+    if (d) {
+        if (!drain (d))
+            return; /* session threads may still call into MHD and write to WAKE_FD */
         MHD_stop_daemon (d);
+    }
+    if (watch_fd >= 0)
+        close (watch_fd);
+    if (wake_fd >= 0)
+        close (wake_fd);
+    watch_fd = wake_fd = -1;
 }
 
 int http_epoll_fd (struct MHD_Daemon *d)
 {
+    if (watch_fd >= 0)
+        return watch_fd;
     const union MHD_DaemonInfo *i = MHD_get_daemon_info (d, MHD_DAEMON_INFO_EPOLL_FD);
     return i ? i->epoll_fd : -1;
 }
@@ -173,6 +354,10 @@ long http_timeout_ms (struct MHD_Daemon *d)
 
 void http_run (struct MHD_Daemon *d)
 {
+    uint64_t n;
+    if (wake_fd >= 0 && read (wake_fd, &n, sizeof n) < 0) {
+        /* EAGAIN: no wake-up pending */
+    }
     MHD_run (d);
 }
 
@@ -262,4 +447,45 @@ const char *http_query (struct http_req *r, const char *key)
 const char *http_header (struct http_req *r, const char *name)
 {
     return MHD_lookup_connection_value (r->conn, MHD_HEADER_KIND, name);
+}
+
+void http_reply_header (struct http_req *r, const char *name, const char *value)
+{
+    r->hdrs = xreallocarray (r->hdrs, r->nhdrs + 2, sizeof *r->hdrs);
+    r->hdrs[r->nhdrs++] = xstrdup (name);
+    r->hdrs[r->nhdrs++] = xstrdup (value);
+}
+
+void http_hold_async (struct http_req *r, http_async_f start, http_async_f finish,
+                      void (*free_fn) (void *arg), void *arg)
+{
+    struct http_async *a = xcalloc (1, sizeof *a);
+    a->start = start;
+    a->finish = finish;
+    a->free_fn = free_fn;
+    a->arg = arg;
+    r->async = a;
+    async_held++;
+}
+
+void http_async_wake (struct MHD_Connection *conn)
+{
+    /* MHD_resume_connection is thread-safe (it takes MHD's cleanup mutex); MHD acts on it in
+     * its next run, which wake_loop() brings forward */
+    MHD_resume_connection (conn);
+    wake_loop ();
+}
+
+void http_reply_upgrade (struct http_req *r, const char *protocol, http_upgrade_f fn,
+                         void (*stop) (void *arg), void (*free_fn) (void *arg), void *arg)
+{
+    struct http_upgrade_req *u = xcalloc (1, sizeof *u);
+    u->protocol = xstrdup (protocol);
+    u->fn = fn;
+    u->stop = stop;
+    u->free_fn = free_fn;
+    u->arg = arg;
+    r->upgrade = u;
+    r->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+    r->ready = true;
 }
