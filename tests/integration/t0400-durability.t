@@ -18,7 +18,9 @@ submit_loop () { # submits trivial tasks with curl until killed; records acknowl
 }
 
 test_expect_success 'kill -9 of the host under submit load loses no acknowledged task' '
-    submit_loop & lp=$! ; sleep 1.5 ; kill -9 $(hr_host_pid) ; sleep 0.2; kill $lp; wait $lp 2>/dev/null;
+    submit_loop & lp=$! ;
+    for i in $(seq 1 200); do [ "$(cat $HR_DIR/acked 2>/dev/null | wc -l)" -ge 40 ] && break; sleep 0.05; done;
+    kill -9 $(hr_host_pid) ; sleep 0.2; kill $lp; wait $lp 2>/dev/null;
     n=$(wc -l < $HR_DIR/acked) && [ "$n" -gt 20 ] && echo "acked $n" &&
     hr_start_host && missing=0 &&
     for id in $(cat $HR_DIR/acked); do
