@@ -20,6 +20,8 @@
 #define MAX_GPU_ID   65535
 #define MAX_NUMA_ID  65535
 #define MAX_LIMIT    10000
+#define MAX_RUNNING  100000    /* --max-running: the host's limit too (api_task.c) */
+#define MAX_JOBS     10000     /* hakurun --jobs: its bookkeeping scans the running slots */
 
 static const char *const statuses[] = {
     ST_QUEUED,  ST_ASSIGNING, ST_PENDING, ST_RUNNING,    ST_PAUSED,
@@ -254,6 +256,18 @@ int args_parse_uint (const char *flag, const char *value, int64_t max, int64_t *
     return 0;
 }
 
+/* As args_parse_uint, for a count that must be at least 1. */
+static int positive (const char *flag, const char *value, int64_t max, int64_t *out,
+                     struct err *e)
+{
+    int64_t v;
+    if (digits (value, max, &v) < 0 || v < 1)
+        return usage_err (e, "invalid %s `%s`: expected an integer between 1 and %" PRId64, flag,
+                          value, max);
+    *out = v;
+    return 0;
+}
+
 int args_parse_task_id (const char *value, uint64_t *out, struct err *e)
 {
     int64_t v;
@@ -387,7 +401,12 @@ int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err 
             o->privileged = true;
         else if (strcmp (a, "--wait") == 0)
             o->wait = true;
-        else if ((r = opt_value (argc, argv, &i, "--target", NULL, &v, e))) {
+        else if (strcmp (a, "--sweep") == 0)
+            o->sweep = true;
+        else if ((r = opt_value (argc, argv, &i, "--max-running", NULL, &v, e))) {
+            if (r < 0 || positive ("--max-running", v, MAX_RUNNING, &o->max_running, e) < 0)
+                return -1;
+        } else if ((r = opt_value (argc, argv, &i, "--target", NULL, &v, e))) {
             if (r < 0)
                 return -1;
             for (;;) {
@@ -514,7 +533,96 @@ json_t *args_submit_body (const struct args_submit *o)
         json_object_set_new (body, "additional_mounts", json_null ());
     if (o->retries >= 0)
         json_object_set_new (body, "retries", json_integer (o->retries));
+    if (o->sweep)
+        json_object_set_new (body, "sweep", json_true ());
+    if (o->max_running > 0)
+        json_object_set_new (body, "max_running", json_integer (o->max_running));
     return body;
+}
+
+/* ---- kill ---- */
+
+int args_parse_kill (int argc, char **argv, uint64_t *id, uint64_t *batch, bool *json,
+                     bool *help, struct err *e)
+{
+    const char *pos = NULL, *bv = NULL;
+    *id = *batch = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r;
+        if (strcmp (a, "--json") == 0)
+            *json = true;
+        else if (is_help (a))
+            *help = true;
+        else if ((r = opt_value (argc, argv, &i, "--batch", NULL, &v, e))) {
+            if (r < 0)
+                return -1;
+            bv = v;
+        } else if (a[0] == '-' && a[1])
+            return usage_err (e, "kill: unknown option `%s`", a);
+        else if (!pos)
+            pos = a;
+        else
+            return usage_err (e, "kill: unexpected argument `%s`", a);
+    }
+    if (*help)
+        return 0;
+    if (pos && bv)
+        return usage_err (e, "kill: give either TASK_ID or --batch BATCH_ID, not both");
+    if (bv) {
+        int64_t b;
+        if (digits (bv, INT64_MAX, &b) < 0 || b == 0)
+            return usage_err (e, "invalid --batch `%s`: expected a decimal batch ID", bv);
+        *batch = (uint64_t)b;
+        return 0;
+    }
+    if (!pos)
+        return usage_err (e, "kill: missing TASK_ID (or --batch BATCH_ID)");
+    return args_parse_task_id (pos, id, e);
+}
+
+/* ---- hakurun ---- */
+
+int args_parse_hakurun (int argc, char **argv, struct args_hakurun *o, struct err *e)
+{
+    memset (o, 0, sizeof *o);
+    int i;
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        int r;
+        if (strcmp (a, "--") == 0) {
+            i++;
+            break;
+        }
+        if (a[0] != '-' || a[1] == '\0')
+            break; /* APP */
+        if (strcmp (a, "--parallel") == 0)
+            o->parallel = true;
+        else if (strcmp (a, "--dry-run") == 0 || strcmp (a, "-n") == 0)
+            o->dry_run = true;
+        else if (strcmp (a, "--quiet") == 0 || strcmp (a, "-q") == 0)
+            o->quiet = true;
+        else if (strcmp (a, "--verbose") == 0 || strcmp (a, "-v") == 0)
+            o->verbose = true;
+        else if (is_help (a))
+            o->help = true;
+        else if ((r = opt_value (argc, argv, &i, "--jobs", "-j", &v, e))) {
+            if (r < 0 || positive ("--jobs", v, MAX_JOBS, &o->jobs, e) < 0)
+                return -1;
+            o->parallel = true;
+        } else
+            return usage_err (e, "unknown option `%s` (options go before APP)", a);
+    }
+    o->app = i;
+    if (i >= argc) {
+        o->app = argc;
+        if (o->help)
+            return 0;
+        return usage_err (e, "missing APP: the program (or Python module) to run");
+    }
+    if (!*argv[i])
+        return usage_err (e, "APP is empty");
+    return 0;
 }
 
 /* ---- list ---- */

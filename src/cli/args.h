@@ -44,6 +44,8 @@ struct args_submit {
     char **mounts;   /* NULL-terminated or NULL when --mount was not given */
     size_t nmounts;
     int64_t retries; /* -1 when --retries was not given */
+    bool sweep;      /* --sweep: the host expands span: arguments into one batch */
+    int64_t max_running; /* --max-running N: at most N tasks of the batch at once; 0 = no cap */
     bool wait;
     double poll_interval; /* seconds, default 1 */
     bool json;
@@ -105,6 +107,27 @@ void args_submit_free (struct args_submit *o);
 /* Builds the POST /submit body from parsed options (see docs/cli.md for the fields).
  * Returns a new reference (caller json_decref()s); never NULL for a parsed O. */
 json_t *args_submit_body (const struct args_submit *o);
+
+/* Parsed `hakurun` options (those before APP). */
+struct args_hakurun {
+    bool parallel;   /* --parallel, or implied by --jobs */
+    int64_t jobs;    /* --jobs N, 0 when absent (the CPU count applies when parallel) */
+    bool dry_run;    /* --dry-run/-n: print the commands, run nothing */
+    bool quiet;      /* --quiet/-q: warnings and errors only */
+    bool verbose;    /* --verbose/-v: also log each combination as it starts */
+    bool help;
+    int app;         /* index of APP in argv; argc when there is none (only with --help) */
+};
+
+/* Parses `hakurun [OPTIONS] [--] APP [ARG...]`; ARGV[0] is the program name. Options end at
+ * the first word that is not an option or after `--`; everything from APP on is left to the
+ * caller. A missing APP is an error unless --help was given. Returns 0 or -1. */
+int args_parse_hakurun (int argc, char **argv, struct args_hakurun *o, struct err *e);
+
+/* Parses `kill [--json] (TASK_ID | --batch BATCH_ID)`; ARGV[0] is "kill". Exactly one of
+ * *ID and *BATCH is set non-zero unless --help was given. Returns 0 or -1. */
+int args_parse_kill (int argc, char **argv, uint64_t *id, uint64_t *batch, bool *json,
+                     bool *help, struct err *e);
 
 /* Parses `list [--status S[,S]] [--node H] [--batch ID] [--limit N] [--all]`; ARGV[0] is
  * "list". Statuses are checked against the known names. Returns 0 or -1. */

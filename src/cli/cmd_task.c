@@ -19,6 +19,9 @@
 /* COMMAND column width in `list`: a long command line would push every row off screen. */
 #define LIST_COMMAND_WIDTH 60
 
+/* `submit --sweep` lists the new task IDs up to this many; above, only the count and batch. */
+#define SWEEP_LIST_MAX 20
+
 static void usage (FILE *out)
 {
     fprintf (out,
@@ -29,7 +32,8 @@ static void usage (FILE *out)
              "  status TASK_ID                            show one task\n"
              "  stdout TASK_ID [--tail BYTES]             print the task's standard output\n"
              "  stderr TASK_ID [--tail BYTES]             print the task's standard error\n"
-             "  kill TASK_ID                              kill a task\n"
+             "  kill TASK_ID | --batch BATCH_ID           kill a task, or every unfinished\n"
+             "                                            task of a batch (a sweep)\n"
              "  command TASK_ID pause|resume              pause or resume a running task\n"
              "  list [--status S[,S]] [--node H] [--batch ID] [--limit N] [--all]\n"
              "                                            list tasks, newest first\n"
@@ -47,6 +51,11 @@ static void usage (FILE *out)
              "  --privileged           run the container privileged\n"
              "  --mount HOST:CONT[:ro] extra bind mount (repeatable; replaces the defaults)\n"
              "  --retries N            requeue up to N times if the node is lost\n"
+             "  --sweep                expand span:{A..B} and span:[X,Y,...] arguments on the\n"
+             "                         host: one task per combination, all in one batch\n"
+             "                         (see docs/hakurun.md; quote them for the shell)\n"
+             "  --max-running N        at most N tasks of the batch run at once; the rest\n"
+             "                         wait without holding up other tasks\n"
              "  --wait                 wait until every task is final; exit 0 only if all\n"
              "                         completed\n"
              "  --poll-interval SEC    --wait polling period (default 1, fractions allowed)\n"
@@ -183,7 +192,14 @@ static int cmd_submit (struct cli *cli, int argc, char **argv)
         }
     if (cli->json && !o.wait)
         output_json (stdout, reply);
-    if (!cli->json) {
+    if (!cli->json && o.sweep && nids > SWEEP_LIST_MAX) {
+        char n[24];
+        snprintf (n, sizeof n, "%zu", nids);
+        print_clean_line (stdout, "Submitted %s tasks in batch %s\n", n,
+                          json_string_value (json_object_get (reply, "batch_id")));
+        print_clean_line (stdout, "(list them with: hakuriver.task list --batch %s --all%s)\n",
+                          json_string_value (json_object_get (reply, "batch_id")), "");
+    } else if (!cli->json) {
         for (size_t i = 0; i < nids; i++)
             print_clean_line (stdout, "Submitted task %s%s\n",
                               json_string_value (json_array_get (ids, i)), "");
@@ -368,9 +384,45 @@ out:
     return rc;
 }
 
+/* kill TASK_ID as hakuriver.client does, or kill --batch BATCH_ID (POST /kill_batch/ID). */
+static int cmd_kill (struct cli *cli, int argc, char **argv)
+{
+    struct err e = { 0 };
+    bool help = false;
+    uint64_t id, batch;
+    int rc;
+    if (args_parse_kill (argc, argv, &id, &batch, &cli->json, &help, &e) < 0)
+        return cli_usage_error (cli, e.text);
+    if (help) {
+        usage (stdout);
+        return CLI_OK;
+    }
+    if (!batch)
+        return cli_cmd_kill (cli, argc, argv);
+    if ((rc = cli_open (cli)) != CLI_OK)
+        return rc;
+    char *path = xasprintf (PATH_KILL_BATCH "%" PRIu64, batch);
+    struct http_resp r;
+    rc = cli_call (cli, "POST", path, NULL, HTTP_CLIENT_TIMEOUT, false, &r);
+    free (path);
+    if (rc != CLI_OK)
+        return rc;
+    json_t *j = cli_parse_reply (cli, &r);
+    http_resp_free (&r);
+    if (!j)
+        return CLI_FAIL;
+    const char *msg = json_string_value (json_object_get (j, "message"));
+    if (cli->json || !msg)
+        output_json (stdout, j);
+    else
+        print_clean_line (stdout, "%s%s\n", msg, "");
+    json_decref (j);
+    return CLI_OK;
+}
+
 static const struct cli_subcmd subcmds[] = {
     { "submit", cmd_submit },       { "status", cli_cmd_status }, { "stdout", cmd_log },
-    { "stderr", cmd_log },          { "kill", cli_cmd_kill },     { "command", cli_cmd_command },
+    { "stderr", cmd_log },          { "kill", cmd_kill },         { "command", cli_cmd_command },
     { "list", cmd_list },
 };
 

@@ -29,6 +29,7 @@
 #define PATH_STATUS       "/status/"      /* + task id */
 #define PATH_TASKS        "/tasks"
 #define PATH_KILL         "/kill/"        /* + task id */
+#define PATH_KILL_BATCH   "/kill_batch/"  /* + batch id: every non-final task of the batch */
 #define PATH_COMMAND      "/command/"     /* + task id + "/" + pause|resume */
 #define PATH_NODES        "/nodes"
 #define PATH_HEALTH       "/health"

@@ -234,6 +234,8 @@ void api_dispatch (struct host *h, struct http_req *req)
         return get ? api_status (h, req, seg[0]) : http_reply_error (req, 405, "Use GET");
     if ((n = segments (u, PATH_KILL, seg)) == 1)
         return post ? api_kill (h, req, seg[0]) : http_reply_error (req, 405, "Use POST");
+    if ((n = segments (u, PATH_KILL_BATCH, seg)) == 1)
+        return post ? api_kill_batch (h, req, seg[0]) : http_reply_error (req, 405, "Use POST");
     if ((n = segments (u, PATH_COMMAND, seg)) == 2)
         return post ? api_command (h, req, seg[0], seg[1])
                     : http_reply_error (req, 405, "Use POST");

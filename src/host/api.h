@@ -35,6 +35,8 @@ void api_submit (struct host *h, struct http_req *req);
 void api_status (struct host *h, struct http_req *req, const char *id);
 void api_tasks (struct host *h, struct http_req *req);
 void api_kill (struct host *h, struct http_req *req, const char *id);
+/* POST /kill_batch/ID: kills every task of the batch that is not final; replies the counts. */
+void api_kill_batch (struct host *h, struct http_req *req, const char *id);
 void api_command (struct host *h, struct http_req *req, const char *id, const char *cmd);
 void api_task_log (struct host *h, struct http_req *req, const char *id, bool err);
 void api_nodes (struct host *h, struct http_req *req);

@@ -12,11 +12,13 @@
 
 #include "common/log.h"
 #include "common/proto.h"
+#include "common/span.h"
 #include "common/xalloc.h"
 #include "common/tarballs.h"
 #include "host/api.h"
 
 #define MAX_TARGETS 10000
+#define MAX_RUNNING 100000   /* the CLI's --max-running limit too (cli/args.c) */
 
 static const struct field_spec submit_fields[] = {
     { "task_type", F_STR | F_NULL },
@@ -32,6 +34,8 @@ static const struct field_spec submit_fields[] = {
     { "additional_mounts", F_ARR | F_NULL },
     { "retries", F_INT | F_NULL },
     { "image", F_STR | F_NULL },
+    { "sweep", F_BOOL | F_NULL },
+    { "max_running", F_INT | F_NULL },
     { NULL, 0 },
 };
 
@@ -268,10 +272,68 @@ static struct task *new_task (struct host *h, json_t *body, const char *command,
     return t;
 }
 
+/* Expands a sweep's ARGS (strings, checked) into SET. Replies 422 naming the argument and
+ * returns -1 when the spans are malformed, absent, empty or give too many tasks. */
+static int sweep_parse (struct http_req *req, json_t *args, size_t ntargets,
+                        struct span_set *set)
+{
+    size_t nargs = json_array_size (args);
+    const char **argv = xcalloc (nargs + 1, sizeof *argv);
+    struct err e = { 0 };
+    for (size_t i = 0; i < nargs; i++)
+        argv[i] = json_string_value (json_array_get (args, i));
+    int rc = span_set_parse (set, nargs, argv, SPAN_MAX_HOST, NULL, &e);
+    if (rc < 0) {
+        http_reply_error (req, 422, "Invalid sweep: %s", e.text);
+        goto out;
+    }
+    rc = -1;
+    if (set->nspans == 0) {
+        http_reply_error (req, 422, "Invalid sweep: none of the %zu arguments is a span "
+                                    "(span:{START..END} or span:[ITEM,...]); a sweep needs at "
+                                    "least one", nargs);
+        goto out;
+    }
+    if (set->count == 0) {
+        size_t k = 0;
+        while (k < set->nargs && set->args[k].count > 0)
+            k++;
+        char esc[200];
+        http_reply_error (req, 422, "Invalid sweep: argument %zu `%s` is empty, so there is no "
+                                    "combination to run", k + 1,
+                          log_escape (k < nargs ? argv[k] : "", esc, sizeof esc));
+        goto out;
+    }
+    if (ntargets > 1 && set->count * ntargets > SPAN_MAX_HOST) {
+        http_reply_error (req, 422, "Invalid sweep: %" PRIu64 " combinations on %zu targets "
+                                    "would create %" PRIu64 " tasks, more than the limit of %u",
+                          set->count, ntargets, set->count * ntargets, SPAN_MAX_HOST);
+        goto out;
+    }
+    rc = 0;
+out:
+    free (argv);
+    return rc;
+}
+
+/* Gives T the arguments of combination INDEX of SET. */
+static void sweep_args (struct task *t, const struct span_set *set, uint64_t index)
+{
+    char **v = span_set_argv (set, index);
+    json_t *a = json_array ();
+    for (char **p = v; *p; p++)
+        json_array_append_new (a, json_string (*p));
+    free (t->arguments_json);
+    t->arguments_json = json_dumps (a, JSON_COMPACT);
+    json_decref (a);
+    span_argv_free (v);
+}
+
 void api_submit (struct host *h, struct http_req *req)
 {
     json_t *body = api_body_object (req);
     json_t *failed = NULL, *ids = NULL;
+    struct span_set set = { 0 };
     if (!body)
         return;
     if (api_check_fields (req, body, submit_fields, true) < 0)
@@ -430,9 +492,21 @@ void api_submit (struct host *h, struct http_req *req)
         }
     }
 
+    json_t *jmr = json_object_get (body, "max_running");
+    json_int_t max_running = json_is_integer (jmr) ? json_integer_value (jmr) : 0;
+    if (json_is_integer (jmr) && (max_running < 1 || max_running > MAX_RUNNING)) {
+        http_reply_error (req, 422, "Field 'max_running' must be between 1 and %d, got %"
+                                    JSON_INTEGER_FORMAT, MAX_RUNNING, max_running);
+        goto out;
+    }
+    bool sweep = json_is_true (json_object_get (body, "sweep"));
+    if (sweep && sweep_parse (req, args, ntargets, &set) < 0)
+        goto out;
+
     failed = json_array ();
     ids = json_array ();
     uint64_t batch = 0;
+    size_t ncombo = sweep ? (size_t)set.count : 1;
     struct task **created = NULL;
     size_t ncreated = 0;
     if (ntargets == 0) {
@@ -457,10 +531,22 @@ void api_submit (struct host *h, struct http_req *req)
                               cores, mem, largest);
             goto out;
         }
-        struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries, container);
-        created = xreallocarray (created, ncreated + 1, sizeof *created);
-        created[ncreated++] = t;
+        created = xcalloc (ncombo, sizeof *created);
+        for (size_t c = 0; c < ncombo; c++) {
+            struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries,
+                                       container);
+            if (sweep)
+                sweep_args (t, &set, c);
+            created[ncreated++] = t;
+        }
     } else {
+        /* check each target once; a sweep then runs every combination on every good one */
+        struct good_target {
+            const char *ts;
+            int numa;
+            json_t *tg;
+        } *good = xcalloc (ntargets, sizeof *good);
+        size_t ngood = 0;
         json_array_foreach (targets, i, v)
         {
             const char *ts = json_string_value (v);
@@ -472,19 +558,26 @@ void api_submit (struct host *h, struct http_req *req)
             struct node *n = check_target (h, ts, host, numa, tg ? tg : empty, (int)cores, mem,
                                            failed);
             json_decref (empty);
-            if (!n)
-                continue;
-            struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries,
-                                       container);
-            t->target = xstrdup (ts);
-            t->numa = numa;
-            if (tg) {
-                free (t->gpus_json);
-                t->gpus_json = json_dumps (tg, JSON_COMPACT);
-            }
-            created = xreallocarray (created, ncreated + 1, sizeof *created);
-            created[ncreated++] = t;
+            if (n)
+                good[ngood++] = (struct good_target){ ts, numa, tg };
         }
+        if (ngood > 0)
+            created = xcalloc (ncombo * ngood, sizeof *created);
+        for (size_t c = 0; c < ncombo && ngood > 0; c++)
+            for (size_t k = 0; k < ngood; k++) {
+                struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries,
+                                           container);
+                t->target = xstrdup (good[k].ts);
+                t->numa = good[k].numa;
+                if (good[k].tg) {
+                    free (t->gpus_json);
+                    t->gpus_json = json_dumps (good[k].tg, JSON_COMPACT);
+                }
+                if (sweep)
+                    sweep_args (t, &set, c);
+                created[ncreated++] = t;
+            }
+        free (good);
     }
     if (ncreated == 0) {
         char *txt = json_dumps (failed, JSON_COMPACT);
@@ -497,6 +590,7 @@ void api_submit (struct host *h, struct http_req *req)
     for (size_t k = 0; k < ncreated; k++) {
         struct task *t = created[k];
         t->batch_id = batch;
+        t->max_running = (int)max_running;
         char idbuf[24];
         snprintf (idbuf, sizeof idbuf, "%" PRIu64, t->id);
         json_array_append_new (ids, json_string (idbuf));
@@ -510,13 +604,20 @@ void api_submit (struct host *h, struct http_req *req)
         sched_enqueue (h, t);
     }
     free (created);
+    if (sweep || max_running)
+        log_info ("batch %" PRIu64 ": %s of %zu tasks submitted, at most %" JSON_INTEGER_FORMAT
+                  " running at once (0 = no limit)", batch, sweep ? "sweep" : "batch", ncreated,
+                  max_running);
     sched_pass (h);
     char bbuf[24];
     snprintf (bbuf, sizeof bbuf, "%" PRIu64, batch);
     json_t *resp = json_object ();
     size_t nf = json_array_size (failed);
     char msg[160];
-    if (nf)
+    if (sweep)
+        snprintf (msg, sizeof msg, "Sweep submitted%s. %zu tasks created in batch %s.",
+                  nf ? " (some targets failed)" : " successfully", json_array_size (ids), bbuf);
+    else if (nf)
         snprintf (msg, sizeof msg, "Task batch submitted. %zu tasks created. Some targets failed.",
                   json_array_size (ids));
     else
@@ -548,6 +649,7 @@ void api_submit (struct host *h, struct http_req *req)
                                                                last->hostname, "url", last->url));
     http_reply_json (req, 202, resp);
 out:
+    span_set_free (&set);
     json_decref (failed);
     json_decref (ids);
     json_decref (body);
@@ -628,6 +730,75 @@ void api_tasks (struct host *h, struct http_req *req)
     http_reply_json (req, 200, arr);
 }
 
+/* Kills active task A: a queued task is final at once; a placed one is killed on its node
+ * and keeps its resources until the runner confirms. */
+static void kill_active (struct host *h, struct atask *a)
+{
+    struct task *t = a->task;
+    struct node *n = t->node ? node_find (h, t->node) : NULL;
+    if (t->status != TASK_QUEUED && n) {
+        if (t->status == TASK_ASSIGNING && node_cmd_cancel_run (n, t->id)) {
+            /* the runner never saw it */
+        } else {
+            a->kill_requested = true;
+            json_t *extra = json_pack ("{s:i}", "attempt", t->attempt);
+            node_cmd_push (h, n, "kill", t->id, extra);
+        }
+    }
+    t->has_exit_code = false;
+    sched_finish (h, a, TASK_KILLED, "Kill requested by user.");
+}
+
+void api_kill_batch (struct host *h, struct http_req *req, const char *idtext)
+{
+    uint64_t batch;
+    char esc[64];
+    if (api_parse_id (idtext, &batch) < 0)
+        return http_reply_error (req, 400, "Invalid batch ID '%s': a positive decimal number "
+                                           "below 2^63 is expected",
+                                 log_escape (idtext, esc, sizeof esc));
+    /* collect first: killing changes the active map */
+    struct atask **victims = NULL;
+    size_t nv = 0, pos = 0, nqueued = 0;
+    struct atask *a;
+    while ((a = idmap_next (&h->active, &pos, NULL)))
+        if (a->task->batch_id == batch && !task_status_is_final (a->task->status)) {
+            victims = xreallocarray (victims, nv + 1, sizeof *victims);
+            victims[nv++] = a;
+        }
+    if (nv == 0) {
+        struct task_filter f = { .batch_id = batch, .limit = 1 };
+        struct task **rows = NULL;
+        int n = 0;
+        struct err e;
+        if (store_task_list (h->store, &f, &rows, &n, &e) < 0) {
+            log_err ("store: %s", e.text);
+            return http_reply_error (req, 500, "Database error reading batch %s", idtext);
+        }
+        for (int i = 0; i < n; i++)
+            task_destroy (rows[i]);
+        free (rows);
+        if (n == 0)
+            return http_reply_error (req, 404, "Batch id not found");
+    }
+    for (size_t i = 0; i < nv; i++) {
+        nqueued += victims[i]->task->status == TASK_QUEUED;
+        kill_active (h, victims[i]);
+    }
+    free (victims);
+    if (nv)
+        log_info ("batch %" PRIu64 ": kill requested for %zu tasks (%zu queued)", batch, nv,
+                  nqueued);
+    char msg[200];
+    snprintf (msg, sizeof msg, "Kill requested for %zu tasks of batch %s (%zu queued, %zu "
+                               "started); the others were already final.", nv, idtext, nqueued,
+              nv - nqueued);
+    http_reply_json (req, 202, json_pack ("{s:s,s:s,s:I,s:I,s:I}", "message", msg, "batch_id",
+                                          idtext, "killed", (json_int_t)nv, "queued",
+                                          (json_int_t)nqueued, "started",
+                                          (json_int_t)(nv - nqueued)));
+}
+
 void api_kill (struct host *h, struct http_req *req, const char *id)
 {
     bool owned;
@@ -641,19 +812,7 @@ void api_kill (struct host *h, struct http_req *req, const char *id)
             task_destroy (t);
         return;
     }
-    struct atask *a = active_find (h, t->id);
-    struct node *n = t->node ? node_find (h, t->node) : NULL;
-    if (t->status != TASK_QUEUED && n) {
-        if (t->status == TASK_ASSIGNING && node_cmd_cancel_run (n, t->id)) {
-            /* the runner never saw it */
-        } else {
-            a->kill_requested = true;
-            json_t *extra = json_pack ("{s:i}", "attempt", t->attempt);
-            node_cmd_push (h, n, "kill", t->id, extra);
-        }
-    }
-    t->has_exit_code = false;
-    sched_finish (h, a, TASK_KILLED, "Kill requested by user.");
+    kill_active (h, active_find (h, t->id));
     char msg[128];
     snprintf (msg, sizeof msg, "Kill requested for task %s. Task marked as killed.", id);
     http_reply_json (req, 202, json_pack ("{s:s}", "message", msg));

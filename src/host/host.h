@@ -84,6 +84,8 @@ struct host {
     struct idmap active;       /* task id -> struct atask* */
     struct atask *queue_head, *queue_tail;
     int queued_zero_need;      /* queued tasks needing no cores/memory/GPUs */
+    struct idmap batches;      /* batch id -> struct batch_limit* for throttled batches with
+                                  queued or holding tasks (sched.c); empty = not allocated */
     bool sched_dirty;          /* run a scheduling pass before sleeping */
     bool in_txn;               /* a store transaction is open in this iteration */
     bool store_failed;         /* the last commit failed: replies become 500 */
@@ -147,6 +149,10 @@ void sched_send_run (struct host *h, struct atask *a);
 struct atask *active_find (struct host *h, uint64_t id);
 /* Restores an active task loaded from the store at start-up. */
 void sched_restore (struct host *h, struct task *t);
+/* Tasks of throttled batch BATCH that hold resources now (0 when unknown or unthrottled). */
+int sched_batch_holding (struct host *h, uint64_t batch);
+/* Frees the scheduler's own bookkeeping (batch throttles); call at teardown. */
+void sched_free (struct host *h);
 
 /* ---- JSON views (json_out.c) ---- */
 json_t *task_to_json (const struct task *t);

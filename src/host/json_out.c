@@ -119,6 +119,8 @@ json_t *task_to_json (const struct task *t)
     json_object_set_new (o, "attempt", json_integer (t->attempt));
     json_object_set_new (o, "retries", json_integer (t->retries_left));
     json_object_set_new (o, "target", t->target ? json_string (t->target) : json_null ());
+    json_object_set_new (o, "max_running",
+                         t->max_running > 0 ? json_integer (t->max_running) : json_null ());
     return o;
 }
 

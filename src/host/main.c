@@ -338,6 +338,7 @@ cleanup:
         task_destroy (a->task);
         free (a);
     }
+    sched_free (h);
     idmap_free (&h->active);
     node_free_all (h);
     health_free (h);

@@ -8,7 +8,12 @@
  * only if that cannot delay it: each waiting task reserves, on the node where it will run
  * (its target, or the online node with the most free capacity that can ever hold it), the
  * free resources it still lacks, and later tasks may only use what remains beyond those
- * reservations. Without runtime estimates this is the no-delay form of backfill. */
+ * reservations. Without runtime estimates this is the no-delay form of backfill.
+ *
+ * A batch may be throttled (max_running, from `submit --sweep --max-running N`): at most N of
+ * its tasks hold resources at once. A queued task of a saturated batch is passed over without
+ * reserving anything, so it never holds up the tasks behind it. "Holding" is the accounting
+ * rule above, so a killed task counts until its runner confirms that the process is gone. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +49,73 @@ static bool needs_nothing (const struct task *t)
     return t->cores == 0 && t->memory_bytes == 0 && strcmp (t->gpus_json, "[]") == 0;
 }
 
+/* A throttled batch with tasks in the queue or holding resources. */
+struct batch_limit {
+    int max_running;
+    int holding;   /* tasks of the batch holding resources */
+    int queued;    /* tasks of the batch in the queue */
+};
+
+static bool throttled (const struct task *t)
+{
+    return t->batch_id != 0 && t->max_running > 0;
+}
+
+static struct batch_limit *batch_find (struct host *h, uint64_t batch)
+{
+    return h->batches.cap ? idmap_get (&h->batches, batch) : NULL;
+}
+
+/* Adds DHOLD and DQUEUED to T's batch counts, creating the entry on first use and freeing
+ * it when nothing of the batch is queued or holding any more. */
+static void batch_count (struct host *h, const struct task *t, int dhold, int dqueued)
+{
+    if (!throttled (t))
+        return;
+    struct batch_limit *b = batch_find (h, t->batch_id);
+    if (!b) {
+        if (dhold < 0 || dqueued < 0)
+            return; /* NEVER: nothing was counted for this batch */
+        if (!h->batches.cap)
+            idmap_init (&h->batches);
+        b = xcalloc (1, sizeof *b);
+        idmap_put (&h->batches, t->batch_id, b);
+    }
+    b->max_running = t->max_running;
+    b->holding += dhold;
+    b->queued += dqueued;
+    if (b->holding <= 0 && b->queued <= 0) {
+        idmap_del (&h->batches, t->batch_id);
+        free (b);
+        if (h->batches.count == 0)
+            idmap_free (&h->batches);
+    }
+}
+
+/* Whether T's batch already has its maximum of tasks holding resources. */
+static bool batch_full (struct host *h, const struct task *t)
+{
+    if (!throttled (t))
+        return false;
+    struct batch_limit *b = batch_find (h, t->batch_id);
+    return b && b->holding >= b->max_running;
+}
+
+int sched_batch_holding (struct host *h, uint64_t batch)
+{
+    struct batch_limit *b = batch_find (h, batch);
+    return b ? b->holding : 0;
+}
+
+void sched_free (struct host *h)
+{
+    size_t pos = 0;
+    struct batch_limit *b;
+    while ((b = idmap_next (&h->batches, &pos, NULL)))
+        free (b);
+    idmap_free (&h->batches);
+}
+
 static void queue_unlink (struct host *h, struct atask *a)
 {
     if (a->qprev)
@@ -57,6 +129,7 @@ static void queue_unlink (struct host *h, struct atask *a)
     a->qprev = a->qnext = NULL;
     if (needs_nothing (a->task))
         h->queued_zero_need--;
+    batch_count (h, a->task, 0, -1);
 }
 
 static void queue_append (struct host *h, struct atask *a)
@@ -70,6 +143,7 @@ static void queue_append (struct host *h, struct atask *a)
     h->queue_tail = a;
     if (needs_nothing (a->task))
         h->queued_zero_need++;
+    batch_count (h, a->task, 0, 1);
 }
 
 /* Requeued tasks keep their place by id (they were submitted earlier). */
@@ -97,6 +171,7 @@ static void queue_insert_sorted (struct host *h, struct atask *a)
     }
     if (needs_nothing (a->task))
         h->queued_zero_need++;
+    batch_count (h, a->task, 0, 1);
 }
 
 void sched_enqueue (struct host *h, struct task *t)
@@ -119,6 +194,7 @@ void sched_hold (struct host *h, struct atask *a)
     n->gpus_used |= gpu_mask (a->task);
     n->ntasks++;
     a->holds = true;
+    batch_count (h, a->task, 1, 0);
 }
 
 void sched_release (struct host *h, struct atask *a)
@@ -127,13 +203,14 @@ void sched_release (struct host *h, struct atask *a)
         return;
     struct node *n = a->task->node ? node_find (h, a->task->node) : NULL;
     a->holds = false;
+    batch_count (h, a->task, -1, 0);
+    h->sched_dirty = true; /* freed resources or a throttle slot */
     if (!n)
         return;
     n->cores_used -= a->task->cores;
     n->memory_used -= a->task->memory_bytes;
     n->gpus_used &= ~gpu_mask (a->task);
     n->ntasks--;
-    h->sched_dirty = true;
 }
 
 void sched_forget (struct host *h, struct atask *a)
@@ -249,6 +326,10 @@ void sched_pass (struct host *h)
         struct task *t = a->task;
         if (free_nodes == 0 && h->queued_zero_need == 0)
             break; /* nothing left that any waiting task could use */
+        if (batch_full (h, t)) {
+            a = next; /* throttled: it neither runs nor reserves */
+            continue;
+        }
         uint64_t gmask = gpu_mask (t);
         struct node *chosen = NULL, *reserve_on = NULL;
         if (t->target) {

@@ -78,9 +78,14 @@ static const char SQL_SCHEMA_V1[] =
 /* v2: Docker options of a task (--image, --mount, --privileged) as one JSON object. */
 static const char SQL_SCHEMA_V2[] = "ALTER TABLE task ADD COLUMN docker_options TEXT;";
 
+/* v3: the throttle of a batch (--max-running), on each of its tasks so that it comes back
+ * with them at restart; NULL = none. */
+static const char SQL_SCHEMA_V3[] = "ALTER TABLE task ADD COLUMN max_running INTEGER;";
+
 static const char *const MIGRATIONS[] = {
     SQL_SCHEMA_V1,
     SQL_SCHEMA_V2,
+    SQL_SCHEMA_V3,
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -90,19 +95,19 @@ static const char *const MIGRATIONS[] = {
     " required_gpus, required_memory_bytes, status, assigned_node_id, target,"              \
     " target_numa_node_id, container_name, stdout_path, stderr_path, exit_code,"            \
     " error_message, submitted_at, started_at, completed_at, attempt, retries_left,"        \
-    " assignment_suspicion_count, docker_options"
+    " assignment_suspicion_count, docker_options, max_running"
 
 enum task_col {
     COL_ID, COL_TYPE, COL_BATCH, COL_COMMAND, COL_ARGS, COL_ENV, COL_CORES, COL_GPUS,
     COL_MEMORY, COL_STATUS, COL_NODE, COL_TARGET, COL_NUMA, COL_CONTAINER, COL_STDOUT,
     COL_STDERR, COL_EXIT, COL_ERROR, COL_SUBMITTED, COL_STARTED, COL_COMPLETED, COL_ATTEMPT,
-    COL_RETRIES, COL_SUSPICION, COL_DOCKER,
+    COL_RETRIES, COL_SUSPICION, COL_DOCKER, COL_MAX_RUNNING,
     COL_COUNT
 };
 
 static const char SQL_TASK_INSERT[] =
     "INSERT INTO task (" TASK_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
 /* Every column but the key: writing the immutable ones too costs nothing and keeps one
  * binding function for insert and update. */
 static const char SQL_TASK_UPDATE[] =
@@ -112,7 +117,7 @@ static const char SQL_TASK_UPDATE[] =
     " container_name = ?14, stdout_path = ?15, stderr_path = ?16, exit_code = ?17,"
     " error_message = ?18, submitted_at = ?19, started_at = ?20, completed_at = ?21,"
     " attempt = ?22, retries_left = ?23, assignment_suspicion_count = ?24,"
-    " docker_options = ?25"
+    " docker_options = ?25, max_running = ?26"
     " WHERE task_id = ?1";
 static const char SQL_TASK_GET[] = "SELECT " TASK_COLUMNS " FROM task WHERE task_id = ?1";
 static const char SQL_TASK_MAX_ID[] = "SELECT max(task_id) FROM task";
@@ -459,7 +464,7 @@ static int bind_int64_or_null (sqlite3_stmt *s, int param, int64_t v, bool is_nu
     return is_null ? sqlite3_bind_null (s, param) : sqlite3_bind_int64 (s, param, v);
 }
 
-/* Binds every column of T as ?1..?24. Returns 0 or -1. */
+/* Binds every column of T as ?1..?26. Returns 0 or -1. */
 static int bind_task (struct store *st, sqlite3_stmt *s, const struct task *t, struct err *e)
 {
     const char *status = task_status_name (t->status);
@@ -496,6 +501,7 @@ static int bind_task (struct store *st, sqlite3_stmt *s, const struct task *t, s
     rc |= sqlite3_bind_int (s, COL_RETRIES + 1, t->retries_left);
     rc |= sqlite3_bind_int (s, COL_SUSPICION + 1, t->suspicion);
     rc |= bind_text_or_null (s, COL_DOCKER + 1, t->docker_json);
+    rc |= bind_int64_or_null (s, COL_MAX_RUNNING + 1, t->max_running, t->max_running <= 0);
     if (rc != SQLITE_OK) {
         db_err (st->db, rc, e, "bind task");
         sqlite3_clear_bindings (s);
@@ -562,6 +568,7 @@ static struct task *task_from_row (sqlite3_stmt *s, struct err *e)
     t->retries_left = sqlite3_column_int (s, COL_RETRIES);
     t->suspicion = sqlite3_column_int (s, COL_SUSPICION);
     t->docker_json = column_str (s, COL_DOCKER, NULL);
+    t->max_running = sqlite3_column_int (s, COL_MAX_RUNNING); /* NULL reads as 0 */
     return t;
 error:
     task_destroy (t);

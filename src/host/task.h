@@ -22,6 +22,8 @@ enum task_status {
 struct task {
     uint64_t id;                 /* snowflake */
     uint64_t batch_id;           /* 0 = none */
+    int max_running;             /* batch throttle: at most this many tasks of the batch hold
+                                    a node at once (sched.c); 0 = no limit */
     char task_type[8];           /* "command" | "vps" */
     char *command;
     char *arguments_json;        /* JSON array text, e.g. ["a","b"] */

@@ -50,7 +50,7 @@ test_expect_success 'kill -9 of a runner: the node goes offline and its task bec
     kill -9 $(hr_runner_pid n2) && hr_wait_node n2 offline 15 && hr_wait_status $id lost 5 &&
     hr_api GET /status/$id | tail -n +2 | hr_json error_message | grep -q "went offline"'
 test_expect_success 'an offline node refuses new targeted work' '
-    hr_api POST /submit "{\"command\":\"true\",\"targets\":[\"n2\"]}" | grep -q "Node status is offline"'
+    hr_api POST /submit "{\"command\":\"true\",\"container_name\":\"NULL\",\"targets\":[\"n2\"]}" | grep -q "Node status is offline"'
 test_expect_success 'the node coming back revives the lost task (still running there)' '
     id=$(hr_api GET "/tasks?status=lost&node=n2&limit=1" | tail -n +2 | hr_json 0.task_id) &&
     hr_start_runner n2 && hr_wait_node n2 online && hr_wait_status $id running 10 &&

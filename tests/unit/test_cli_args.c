@@ -1,4 +1,5 @@
-/* test_cli_args.c - user CLI parsing: targets, env, numbers, ids, submit body, list paths */
+/* test_cli_args.c - user CLI parsing: targets, env, numbers, ids, submit body (sweeps too),
+ * kill, hakurun options, list paths */
 #include <errno.h>
 #include <string.h>
 
@@ -282,6 +283,137 @@ static void test_submit (void)
     args_submit_free (&o); /* twice is harmless */
 }
 
+static void test_sweep (void)
+{
+    struct err e = { 0 };
+    char *a1[] = { "submit", "--sweep", "--max-running", "3", "--container", "NULL", "--",
+                   "python", "x.py", "span:{1..3}", "span:[a,b]", NULL };
+    char *s = submit_json (a1, &e);
+    like (s, "\"sweep\":true", "--sweep sends sweep: true");
+    like (s, "\"max_running\":3", "--max-running 3 sends max_running");
+    like (s, "\"arguments\":[\"x.py\",\"span:{1..3}\",\"span:[a,b]\"]",
+          "the spans travel unexpanded (the host expands them)");
+    free (s);
+    char *a2[] = { "submit", "echo", "span:{1..3}", NULL };
+    s = submit_json (a2, &e);
+    ok (s && !strstr (s, "sweep") && !strstr (s, "max_running"),
+        "without --sweep neither field is sent");
+    free (s);
+    char *a3[] = { "submit", "--max-running=2", "echo", NULL };
+    s = submit_json (a3, &e);
+    like (s, "\"max_running\":2", "--max-running=N form");
+    free (s);
+    static const struct {
+        char *argv[6];
+        const char *why;
+    } bad[] = {
+        { { "submit", "--max-running", "0", "x", NULL }, "--max-running `0`" },
+        { { "submit", "--max-running", "-1", "x", NULL }, "--max-running `-1`" },
+        { { "submit", "--max-running", "100001", "x", NULL }, "between 1 and 100000" },
+        { { "submit", "--max-running", NULL }, "--max-running needs a value" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err_clear (&e);
+        s = submit_json ((char **)bad[i].argv, &e);
+        ok (s == NULL, "bad sweep option #%zu rejected", i);
+        like (e.text, bad[i].why, "bad sweep option #%zu message: %s", i, e.text);
+        free (s);
+    }
+}
+
+static void test_kill (void)
+{
+    struct err e = { 0 };
+    uint64_t id = 9, batch = 9;
+    bool json = false, help = false;
+    char *a1[] = { "kill", "123", NULL };
+    ok (args_parse_kill (ARGC (a1), a1, &id, &batch, &json, &help, &e) == 0 && id == 123
+            && batch == 0,
+        "kill TASK_ID");
+    char *a2[] = { "kill", "--batch", "456", "--json", NULL };
+    ok (args_parse_kill (ARGC (a2), a2, &id, &batch, &json, &help, &e) == 0 && id == 0
+            && batch == 456 && json,
+        "kill --batch BATCH_ID --json");
+    char *a3[] = { "kill", "--batch=789", NULL };
+    ok (args_parse_kill (ARGC (a3), a3, &id, &batch, &json, &help, &e) == 0 && batch == 789,
+        "kill --batch=ID");
+    char *a4[] = { "kill", "--help", NULL };
+    ok (args_parse_kill (ARGC (a4), a4, &id, &batch, &json, &help, &e) == 0 && help,
+        "kill --help");
+    help = false;
+    static const struct {
+        char *argv[5];
+        const char *why;
+    } bad[] = {
+        { { "kill", NULL }, "missing TASK_ID" },
+        { { "kill", "1", "--batch", "2", NULL }, "not both" },
+        { { "kill", "--batch", "x", NULL }, "invalid --batch `x`" },
+        { { "kill", "--batch", "0", NULL }, "invalid --batch `0`" },
+        { { "kill", "--batch", NULL }, "--batch needs a value" },
+        { { "kill", "1", "2", NULL }, "unexpected argument `2`" },
+        { { "kill", "--force", "1", NULL }, "unknown option `--force`" },
+        { { "kill", "abc", NULL }, "invalid task ID `abc`" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int argc = 0;
+        while (bad[i].argv[argc])
+            argc++;
+        err_clear (&e);
+        ok (args_parse_kill (argc, (char **)bad[i].argv, &id, &batch, &json, &help, &e) < 0,
+            "bad kill #%zu rejected", i);
+        like (e.text, bad[i].why, "bad kill #%zu message: %s", i, e.text);
+    }
+}
+
+static void test_hakurun (void)
+{
+    struct args_hakurun o;
+    struct err e = { 0 };
+    char *a1[] = { "hakurun", "echo", "--parallel", "span:{1..2}", NULL };
+    ok (args_parse_hakurun (ARGC (a1), a1, &o, &e) == 0, "hakurun APP ARGS");
+    ok (o.app == 1 && !o.parallel && o.jobs == 0 && !o.dry_run,
+        "options stop at APP: a later --parallel belongs to the program");
+    char *a2[] = { "hakurun", "--parallel", "-n", "-q", "python3", "-c", "x", NULL };
+    ok (args_parse_hakurun (ARGC (a2), a2, &o, &e) == 0 && o.parallel && o.dry_run && o.quiet
+            && o.app == 4,
+        "--parallel -n -q before APP");
+    char *a3[] = { "hakurun", "--jobs", "3", "--dry-run", "--verbose", "x", NULL };
+    ok (args_parse_hakurun (ARGC (a3), a3, &o, &e) == 0 && o.jobs == 3 && o.parallel
+            && o.dry_run && o.verbose && o.app == 5,
+        "--jobs N implies --parallel");
+    char *a4[] = { "hakurun", "-j", "2", "--", "--weird", "a", NULL };
+    ok (args_parse_hakurun (ARGC (a4), a4, &o, &e) == 0 && o.jobs == 2 && o.app == 4,
+        "-j N and -- before an APP that starts with a dash");
+    char *a5[] = { "hakurun", "--jobs=8", "mod:func", NULL };
+    ok (args_parse_hakurun (ARGC (a5), a5, &o, &e) == 0 && o.jobs == 8 && o.app == 2,
+        "--jobs=N");
+    char *a6[] = { "hakurun", "--help", NULL };
+    ok (args_parse_hakurun (ARGC (a6), a6, &o, &e) == 0 && o.help && o.app == 2,
+        "--help without APP");
+    static const struct {
+        char *argv[5];
+        const char *why;
+    } bad[] = {
+        { { "hakurun", NULL }, "missing APP" },
+        { { "hakurun", "--parallel", NULL }, "missing APP" },
+        { { "hakurun", "--", NULL }, "missing APP" },
+        { { "hakurun", "--jobs", "0", "x", NULL }, "invalid --jobs `0`" },
+        { { "hakurun", "--jobs", "many", "x", NULL }, "invalid --jobs `many`" },
+        { { "hakurun", "--jobs", NULL }, "--jobs needs a value" },
+        { { "hakurun", "--fast", "x", NULL }, "unknown option `--fast`" },
+        { { "hakurun", "", NULL }, "APP is empty" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int argc = 0;
+        while (bad[i].argv[argc])
+            argc++;
+        err_clear (&e);
+        ok (args_parse_hakurun (argc, (char **)bad[i].argv, &o, &e) < 0,
+            "bad hakurun #%zu rejected", i);
+        like (e.text, bad[i].why, "bad hakurun #%zu message: %s", i, e.text);
+    }
+}
+
 static void test_list (void)
 {
     struct args_list o;
@@ -360,6 +492,9 @@ int main (void)
     test_global ();
     test_simple ();
     test_submit ();
+    test_sweep ();
+    test_kill ();
+    test_hakurun ();
     test_list ();
     test_output ();
     return done_testing ();

@@ -1,5 +1,5 @@
 /* test_sched.c - the host scheduler: submission order, no-delay backfill, targets, the
- * accounting rule and node loss (lost vs requeue), against a real SQLite store */
+ * accounting rule, node loss (lost vs requeue) and batch throttles, against a real SQLite store */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +46,24 @@ static struct task *submit (int cores, int64_t mem, const char *target, int retr
         }
         task_set_str (&t->node, host);
     }
+    host_save_task (&H, t, true);
+    sched_enqueue (&H, t);
+    return t;
+}
+
+/* Submits a task of throttled batch BATCH (at most MAX of it running) targeted at TARGET. */
+static struct task *submit_batch (int cores, const char *target, uint64_t batch, int max)
+{
+    struct task *t = task_create ();
+    t->id = next_id++;
+    t->batch_id = batch;
+    t->max_running = max;
+    task_set_str (&t->command, "true");
+    task_set_str (&t->container, "NULL");
+    t->cores = cores;
+    t->submitted_at = now_ms ();
+    task_set_str (&t->target, target);
+    task_set_str (&t->node, target);
     host_save_task (&H, t, true);
     sched_enqueue (&H, t);
     return t;
@@ -209,6 +227,82 @@ int main (void)
     is_int (n1->cores_used, 0, "confirmation releases it");
     commit ();
 
+    /* ---- a throttled batch (sweep --max-running 2) ---- */
+    struct node *n3 = online_node ("n3", 8, 0);
+    struct task *sw[5];
+    uint64_t swid[5];
+    for (int i = 0; i < 5; i++) {
+        sw[i] = submit_batch (1, "n3", 777, 2);
+        swid[i] = sw[i]->id;
+    }
+    struct task *other = submit_batch (6, "n3", 0, 0);
+    uint64_t other_id = other->id;
+    sched_pass (&H);
+    is_str (status_of (swid[0]), "assigning", "throttled batch: the first task starts");
+    is_str (status_of (swid[1]), "assigning", "and the second");
+    is_str (status_of (swid[2]), "queued", "the third waits for the throttle, not for cores");
+    is_str (status_of (swid[4]), "queued", "and so do the others");
+    is_int (sched_batch_holding (&H, 777), 2, "two of the batch hold resources");
+    is_str (status_of (other_id), "assigning",
+            "a later unrelated task is not held up: waiting batch tasks reserve nothing");
+    is_int (n3->cores_used, 8, "n3: 2 batch cores + 6");
+    finish (active_find (&H, other_id)->task, TASK_COMPLETED);
+    sched_pass (&H);
+    is_str (status_of (swid[2]), "queued", "freed cores do not lift the throttle");
+    active_find (&H, swid[0])->task->status = TASK_RUNNING;
+    finish (active_find (&H, swid[0])->task, TASK_COMPLETED);
+    sched_pass (&H);
+    is_str (status_of (swid[2]), "assigning", "a finished batch task lets the next one start");
+    is_str (status_of (swid[3]), "queued", "only one");
+    is_int (sched_batch_holding (&H, 777), 2, "still two holding");
+    /* a killed task counts until its runner confirms (the accounting rule) */
+    struct atask *ka = active_find (&H, swid[1]);
+    ka->kill_requested = true;
+    sched_finish (&H, ka, TASK_KILLED, "Killed by user");
+    sched_pass (&H);
+    is_str (status_of (swid[3]), "queued", "a killed, unconfirmed task still counts");
+    sched_forget (&H, active_find (&H, swid[1]));
+    sched_pass (&H);
+    is_str (status_of (swid[3]), "assigning", "its confirmation frees the slot");
+    /* node loss requeues one: it counts as queued again, not holding */
+    active_find (&H, swid[2])->task->retries_left = 1;
+    n3->online = false;
+    sched_node_lost (&H, n3, "Node n3 went offline");
+    is_int (sched_batch_holding (&H, 777), 0, "nothing of the batch holds on a lost node");
+    is_str (status_of (swid[2]), "queued", "the task with retries is queued again");
+    n3->online = true;
+    sched_pass (&H);
+    is_int (sched_batch_holding (&H, 777), 2, "back online: two of the batch run again");
+    for (int i = 0; i < 5; i++) {
+        struct atask *x = active_find (&H, swid[i]);
+        if (x)
+            sched_finish (&H, x, TASK_KILLED, NULL);
+    }
+    is_int (sched_batch_holding (&H, 777), 0, "a batch with nothing left holds nothing");
+    ok (H.batches.count == 0 && H.batches.cap == 0, "and its bookkeeping is freed");
+
+    /* the throttle after a restart: restored tasks carry it */
+    struct task *rr = submit_batch (1, "n3", 888, 1);
+    struct task *rq2 = submit_batch (1, "n3", 888, 1);
+    uint64_t rr_id = rr->id, rq2_id = rq2->id;
+    struct task *rr_copy = task_copy (rr), *rq2_copy = task_copy (rq2);
+    sched_forget (&H, active_find (&H, rr_id));
+    sched_forget (&H, active_find (&H, rq2_id));
+    ok (H.batches.cap == 0, "forgetting both frees the batch entry");
+    rr_copy->status = TASK_RUNNING;
+    sched_restore (&H, rr_copy);
+    sched_restore (&H, rq2_copy);
+    is_int (sched_batch_holding (&H, 888), 1, "a restored running task counts");
+    sched_pass (&H);
+    is_str (status_of (rq2_id), "queued", "so the restored queued one keeps waiting (max 1)");
+    finish (active_find (&H, rr_id)->task, TASK_COMPLETED);
+    sched_pass (&H);
+    is_str (status_of (rq2_id), "assigning", "until the running one ends");
+    commit ();
+    /* sched_free releases whatever is left (teardown) */
+    sched_free (&H);
+    ok (H.batches.cap == 0, "sched_free empties the map");
+
     /* cleanup */
     size_t pos = 0;
     struct atask *a;
@@ -216,6 +310,7 @@ int main (void)
         sched_forget (&H, a);
         pos = 0;
     }
+    sched_free (&H);
     node_free_all (&H);
     idmap_free (&H.active);
     store_close (H.store);

@@ -170,6 +170,7 @@ static void test_round_trip (struct store *st)
     t->attempt = 3;
     t->retries_left = 2;
     t->suspicion = 5;
+    t->max_running = 7;
     ok (store_task_insert (st, t, &e) == 0, "insert a task with every field set");
     ok (store_task_get (st, t->id, &got, &e) == 0 && got, "get it back");
     if (got) {
@@ -197,6 +198,7 @@ static void test_round_trip (struct store *st)
         is_int (got->attempt, 3, "attempt");
         is_int (got->retries_left, 2, "retries_left");
         is_int (got->suspicion, 5, "suspicion");
+        is_int (got->max_running, 7, "max_running (the batch throttle)");
     }
     task_destroy (got);
     memset (&e, 0, sizeof e);
@@ -229,6 +231,7 @@ static void test_round_trip (struct store *st)
         ok (!got->has_exit_code, "no exit code");
         ok (got->started_at == 0 && got->completed_at == 0, "no start or completion time");
         is_int (got->attempt, 1, "attempt 1");
+        is_int (got->max_running, 0, "no throttle");
     }
     task_destroy (got);
     /* and they are really NULL in the database */
@@ -238,6 +241,7 @@ static void test_round_trip (struct store *st)
     sqlite3_prepare_v2 (db, "SELECT batch_id IS NULL AND required_memory_bytes IS NULL AND"
                         " target_numa_node_id IS NULL AND exit_code IS NULL AND started_at IS"
                         " NULL AND completed_at IS NULL AND assigned_node_id IS NULL"
+                        " AND max_running IS NULL"
                         " FROM task WHERE task_id = 42", -1, &s, NULL);
     is_int (sqlite3_step (s), SQLITE_ROW, "the row is visible to another connection");
     is_int (sqlite3_column_int (s, 0), 1, "empty values are stored as NULL");
@@ -297,6 +301,50 @@ static void test_round_trip (struct store *st)
     ok (store_task_insert (st, t, &e) < 0 && e.code == EINVAL, "a bad status is refused");
     task_destroy (t);
     ok (store_task_max_id (st) == 7530375621982027776ULL, "max id");
+}
+
+/* A database left at version 2 (before max_running) is migrated and keeps its rows. */
+static void test_migrate_v3 (void)
+{
+    struct err e = { 0 };
+    char path[256], cmd[1024];
+    snprintf (path, sizeof path, "%s/v2.db", dir);
+    struct store *st = store_open (path, &e);
+    ok (st != NULL, "create a database to turn into version 2");
+    if (!st)
+        return;
+    insert (st, mk (77, TASK_QUEUED, "command", 70, NULL));
+    store_close (st);
+    sqlite3 *db;
+    sqlite3_open (path, &db);
+    int rc = sqlite3_exec (db, "ALTER TABLE task DROP COLUMN max_running; PRAGMA user_version = 2;",
+                           NULL, NULL, NULL);
+    is_int (rc, SQLITE_OK, "drop the v3 column and set version 2");
+    sqlite3_close (db);
+    st = store_open (path, &e);
+    ok (st != NULL, "a version 2 database opens: %s", e.text);
+    if (!st)
+        return;
+    is_int (store_schema_version (st), 3, "and is migrated to version 3");
+    struct task *got = NULL;
+    ok (store_task_get (st, 77, &got, &e) == 0 && got && got->batch_id == 70
+            && got->max_running == 0,
+        "its task is kept, without a throttle");
+    if (got) {
+        got->max_running = 3;
+        ok (store_task_update (st, got, &e) == 0, "the new column can be written");
+    }
+    task_destroy (got);
+    got = NULL;
+    store_close (st);
+    st = store_open (path, &e);
+    store_task_get (st, 77, &got, &e);
+    ok (got && got->max_running == 3, "and the throttle survives a reopen (restart)");
+    task_destroy (got);
+    store_close (st);
+    snprintf (cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
+    if (system (cmd) != 0)
+        diag ("could not remove %s", path);
 }
 
 static void test_bad_row (struct store *st)
@@ -629,16 +677,17 @@ int main (void)
         diag ("%s", e.text);
     if (!st)
         return done_testing ();
-    is_int (store_schema_version (st), 2, "schema version 2");
+    is_int (store_schema_version (st), 3, "schema version 3");
     ok (store_task_max_id (st) == 0, "max id of an empty store is 0");
     test_pragmas ();
     test_round_trip (st);
     test_bad_row (st);
+    test_migrate_v3 ();
     store_close (st);
 
     st = store_open (dbpath, &e);
     ok (st != NULL, "reopen");
-    is_int (store_schema_version (st), 2, "the version is kept");
+    is_int (store_schema_version (st), 3, "the version is kept");
     struct task *got = NULL;
     store_task_get (st, 7530375621982027776ULL, &got, &e);
     ok (got && strcmp (got->command, "ssh-ed25519 AAAA key") == 0, "the data is kept");
