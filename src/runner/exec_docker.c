@@ -553,6 +553,7 @@ static _Noreturn void run_shim (struct dlaunch *l)
 
     char msg[1024] = "";
     struct err e = { 0 };
+    log_debug ("task %" PRIu64 ".%d: shim up", l->task_id, l->attempt);
     struct docker *d = docker_open (l->socket, &e);
     if (!d) {
         shim_record (l, START_FAILED_CODE, 0, false, e.text);
@@ -572,6 +573,7 @@ static _Noreturn void run_shim (struct dlaunch *l)
         }
         json_t *body = json_loads (l->create_body, 0, NULL);
         snprintf (path, sizeof path, "/containers/create?name=%s", l->name);
+        log_debug ("task %" PRIu64 ".%d: creating the container", l->task_id, l->attempt);
         bool follow = false;
         for (int tries = 0; tries < 3; tries++) {
             e = (struct err){ 0 };

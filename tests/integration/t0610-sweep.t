@@ -172,6 +172,42 @@ sweep_10000 () {
 test_expect_success 'a 10,000-task sweep is accepted in one request and killed by batch' sweep_10000
 diag "$(cat "$HR_DIR/diag.10000" 2>/dev/null)"
 
+# drain.py BATCH LIMIT TIMEOUT: polls only the batch's tasks that hold a node (small replies)
+# until none is left unfinished; prints the largest number held at once and the samples.
+cat > "$HR_DIR/drain.py" <<'PY'
+import json, sys, time, urllib.request
+port, token, batch, limit, timeout = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+def get(q):
+    url = "http://127.0.0.1:%s/tasks?batch_id=%s&%s" % (port, batch, q)
+    req = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+    return json.load(urllib.request.urlopen(req, timeout=10))
+mx, samples, end = 0, 0, time.time() + timeout
+while time.time() < end:
+    held = get("status=assigning,pending,running,paused&limit=10000")
+    samples += 1
+    mx = max(mx, len(held))
+    if not held and not get("status=queued&limit=1"):
+        print(mx, samples)
+        sys.exit(0 if mx <= limit else 1)
+    time.sleep(0.02)
+print(mx, samples, "timeout")
+sys.exit(1)
+PY
+sweep_10000_drain () {
+    local reply b out t0
+    t0=$(date +%s)
+    reply=$(hakuriver.task --json submit --sweep --max-running 4 --container NULL --cores 0 -- \
+        true 'span:{1..100}' 'span:{1..100}') || return 1
+    b=$(echo "$reply" | hr_json batch_id)
+    out=$(python3 "$HR_DIR/drain.py" "$HR_PORT" "$HR_TOKEN" $b 4 900) || { echo "$out"; return 1; }
+    echo "10,000-task sweep with --max-running 4 drained in $(( $(date +%s) - t0 )) s; at most $out samples" |
+        tee "$HR_DIR/diag.drain"
+    [ "${out%% *}" -le 4 ] && [ "${out%% *}" -ge 2 ] &&
+        [ "$(batch_count $b completed)" = 10000 ]
+}
+test_expect_success 'a 10,000-task sweep drains completely with its throttle respected' sweep_10000_drain
+diag "$(cat "$HR_DIR/diag.drain" 2>/dev/null)"
+
 bad_sweep () { # EXPECTED_MESSAGE ARGS...
     local want=$1 out rc; shift
     out=$(hakuriver.task submit --sweep --container NULL -- "$@" 2>&1); rc=$?
