@@ -42,11 +42,11 @@
 #include "common/xalloc.h"
 #include "runner/exec.h"
 #include "runner/numa.h"
+#include "runner/shim.h"
 
 /* Messages and paths are cut at their buffer size on purpose (snprintf). */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
-#define SHIM_COMM "hr-shim"
 #define CONTAINER_PREFIX "hakuriver-task-"
 #define API_TIMEOUT_MS 30000L
 #define START_FAILED_CODE 125          /* as `docker run` exits when it cannot start */
@@ -248,20 +248,6 @@ static void launch_paths (struct dockerx *x, uint64_t id, int attempt, struct dl
 
 /* ---- the shim ---------------------------------------------------------------------------- */
 
-static void write_all (int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t w = write (fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
 static void shim_record (const struct dlaunch *l, int code, int sig, bool oom, const char *msg)
 {
     char head[64];
@@ -269,14 +255,14 @@ static void shim_record (const struct dlaunch *l, int code, int sig, bool oom, c
     int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    write_all (fd, head, (size_t)len);
+    shim_write_all (fd, head, (size_t)len);
     if (msg && *msg) {
         /* one line */
         for (const char *p = msg; *p; p++) {
             char c = (*p == '\n' || *p == '\r') ? ' ' : *p;
-            write_all (fd, &c, 1);
+            shim_write_all (fd, &c, 1);
         }
-        write_all (fd, "\n", 1);
+        shim_write_all (fd, "\n", 1);
     }
     close (fd);
     rename (l->exit_tmp, l->exit_path);
@@ -456,7 +442,7 @@ struct log_sink {
 static int log_frame (int stream, const char *data, size_t len, void *arg)
 {
     struct log_sink *s = arg;
-    write_all (stream == 2 ? s->err_fd : s->out_fd, data, len);
+    shim_write_all (stream == 2 ? s->err_fd : s->out_fd, data, len);
     return 0;
 }
 
@@ -623,7 +609,7 @@ static _Noreturn void run_shim (struct dlaunch *l)
         }
     }
     if (l->started_fd >= 0) {
-        write_all (l->started_fd, "s", 1);   /* the runner reports `running` now */
+        shim_write_all (l->started_fd, "s", 1);   /* the runner reports `running` now */
         close (l->started_fd);
         l->started_fd = -1;
     }
@@ -685,11 +671,6 @@ static pid_t spawn_shim (struct dlaunch *l, struct err *e)
     return pid;
 }
 
-static int sys_pidfd_open (pid_t pid)
-{
-    return (int)syscall (SYS_pidfd_open, pid, 0);
-}
-
 /* ---- executor operations --------------------------------------------------------------- */
 
 static int docker_start (struct executor *ex, const struct exec_spec *s, struct exec_task *out,
@@ -737,7 +718,7 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
     out->task_id = s->task_id;
     out->attempt = s->attempt;
     out->shim_pid = pid;
-    out->pidfd = sys_pidfd_open (pid);
+    out->pidfd = shim_pidfd_open (pid);
     out->start_fd = sp[0];
     snprintf (out->cgroup, sizeof out->cgroup, "%s", l.name);
     log_escape (s->argv[0], out->command, sizeof out->command);
@@ -746,27 +727,6 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
 fail:
     dlaunch_free (&l);
     return -1;
-}
-
-/* Whether PID is a live shim of ours. A shim whose parent died is a zombie until init
- * reaps it, and without a reaping init (containers) it stays one: that counts as gone. */
-static bool shim_is_ours (pid_t pid)
-{
-    char path[64], comm[32] = "", stat[256] = "";
-    snprintf (path, sizeof path, "/proc/%d/comm", (int)pid);
-    FILE *f = fopen (path, "re");
-    if (!f)
-        return false;
-    bool ok = fgets (comm, sizeof comm, f) && strcmp (comm, SHIM_COMM "\n") == 0;
-    fclose (f);
-    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (ok && (f = fopen (path, "re"))) {
-        const char *close_paren = fgets (stat, sizeof stat, f) ? strrchr (stat, ')') : NULL;
-        if (close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
-            ok = false;
-        fclose (f);
-    }
-    return ok;
 }
 
 /* The container's state: 1 exists (running/paused/created), 0 absent or ended, -1 error. */
@@ -802,7 +762,7 @@ static int docker_adopt (struct executor *ex, struct exec_task *t, const struct 
     if (access (path, F_OK) == 0)
         return 0;
     if (t->shim_pid > 0) {
-        int fd = sys_pidfd_open (t->shim_pid);
+        int fd = shim_pidfd_open (t->shim_pid);
         if (fd >= 0 && shim_is_ours (t->shim_pid)) {
             t->pidfd = fd;
             return 1;
@@ -833,7 +793,7 @@ static int docker_adopt (struct executor *ex, struct exec_task *t, const struct 
     log_info ("task %" PRIu64 ".%d: its shim was gone; following container %s again",
               t->task_id, t->attempt, t->cgroup);
     t->shim_pid = pid;
-    t->pidfd = sys_pidfd_open (pid);
+    t->pidfd = shim_pidfd_open (pid);
     return 1;
 }
 

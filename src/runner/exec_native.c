@@ -38,10 +38,10 @@
 #include "runner/cgroup.h"
 #include "runner/exec.h"
 #include "runner/numa.h"
+#include "runner/shim.h"
 
 extern char **environ;
 
-#define SHIM_COMM "hr-shim"
 
 #define MAX_GROUPS 256
 
@@ -98,11 +98,6 @@ static const char *stage_name (int stage)
     case STAGE_FORK: return "cannot fork the task process";
     }
     return "cannot start";
-}
-
-static int sys_pidfd_open (pid_t pid)
-{
-    return (int)syscall (SYS_pidfd_open, pid, 0);
 }
 
 static void exit_path (struct native *n, uint64_t id, int attempt, char *buf, size_t size)
@@ -306,24 +301,10 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
 
 /* ---- the forked side: system calls only ---------------------------------------------- */
 
-static void write_all (int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len) {
-        ssize_t w = write (fd, p, len);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        p += w;
-        len -= (size_t)w;
-    }
-}
-
 static _Noreturn void child_fail (int errfd, int stage)
 {
     struct start_error se = { stage, errno };
-    write_all (errfd, &se, sizeof se);
+    shim_write_all (errfd, &se, sizeof se);
     _exit (127);
 }
 
@@ -379,7 +360,7 @@ static void shim_record (const struct launch *l, int code, int sig, int stage, i
     int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
-    write_all (fd, buf, (size_t)len);
+    shim_write_all (fd, buf, (size_t)len);
     /* No fsync: the file only has to outlive a runner crash, and the page cache does; a
      * machine crash ends the task too. */
     close (fd);
@@ -517,7 +498,7 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     out->task_id = s->task_id;
     out->attempt = s->attempt;
     out->shim_pid = shim;
-    out->pidfd = sys_pidfd_open (shim);
+    out->pidfd = shim_pidfd_open (shim);
     out->start_fd = -1;
     memcpy (out->cgroup, rel, strlen (rel) + 1);
     log_escape (s->argv[0], out->command, sizeof out->command);
@@ -535,27 +516,6 @@ fail_cgroup:;
     return -1;
 }
 
-/* Whether PID is a live shim of ours. A shim whose parent died is a zombie until init
- * reaps it, and without a reaping init (containers) it stays one: that counts as gone. */
-static bool shim_is_ours (pid_t pid)
-{
-    char path[64], comm[32] = "", stat[256] = "";
-    snprintf (path, sizeof path, "/proc/%d/comm", (int)pid);
-    FILE *f = fopen (path, "re");
-    if (!f)
-        return false;
-    bool ok = fgets (comm, sizeof comm, f) && strcmp (comm, SHIM_COMM "\n") == 0;
-    fclose (f);
-    snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
-    if (ok && (f = fopen (path, "re"))) {
-        const char *close_paren = fgets (stat, sizeof stat, f) ? strrchr (stat, ')') : NULL;
-        if (close_paren && (close_paren[2] == 'Z' || close_paren[2] == 'X'))
-            ok = false;
-        fclose (f);
-    }
-    return ok;
-}
-
 static int native_adopt (struct executor *ex, struct exec_task *t, const struct exec_spec *spec,
                          struct err *e)
 {
@@ -567,7 +527,7 @@ static int native_adopt (struct executor *ex, struct exec_task *t, const struct 
         return 0;
     if (t->shim_pid <= 0)
         return err_set (e, ESRCH, "no shim process recorded");
-    int fd = sys_pidfd_open (t->shim_pid);
+    int fd = shim_pidfd_open (t->shim_pid);
     if (fd < 0) {
         if (errno == ESRCH)
             return 0;

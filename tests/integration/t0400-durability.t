@@ -42,8 +42,8 @@ test_expect_success 'runner restart re-adopts a running task and reports its end
     hr_wait_status $id completed 20 && [ "$(hakuriver.task stdout $id)" = adopted ] &&
     [ "$(hr_api GET /status/$id | tail -n +2 | hr_json attempt)" = 1 ]'
 test_expect_success 'a task that ends while its runner is down is reported after the restart' '
-    id=$(hr_submit --container NULL --target n1 -- sh -c "sleep 0.5; exit 4") && hr_wait_status $id running &&
-    kill -9 $(hr_runner_pid n1) && sleep 1.5 && hr_start_runner n1 &&
+    id=$(hr_submit --container NULL --target n1 -- sh -c "sleep 2; exit 4") && hr_wait_status $id running &&
+    kill -9 $(hr_runner_pid n1) && sleep 3 && hr_start_runner n1 &&
     hr_wait_status $id failed 20 && [ "$(hr_api GET /status/$id | tail -n +2 | hr_json exit_code)" = 4 ]'
 test_expect_success 'kill -9 of a runner: the node goes offline and its task becomes lost' '
     id=$(hr_submit --container NULL --target n2 -- sleep 60) && hr_wait_status $id running &&
