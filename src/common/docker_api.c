@@ -258,23 +258,31 @@ done:
     return (int)code;
 }
 
+/* The next JSON object of a progress stream at *OFF (advanced past it and the following
+ * white space), or NULL at the end or on bad JSON. */
+static json_t *next_object (const char *body, size_t len, size_t *off)
+{
+    if (*off >= len)
+        return NULL;
+    json_error_t jerr;
+    json_t *j = json_loadb (body + *off, len - *off, JSON_DISABLE_EOF_CHECK, &jerr);
+    if (!j)
+        return NULL;
+    *off += jerr.position;
+    while (*off < len && isspace ((unsigned char)body[*off]))
+        (*off)++;
+    return j;
+}
+
 int docker_progress_error (const char *body, size_t len, struct err *e)
 {
     /* The stream is a sequence of JSON objects, usually one per line. */
     size_t off = 0;
-    while (off < len) {
-        json_error_t jerr;
-        json_t *j = json_loadb (body + off, len - off, JSON_DISABLE_EOF_CHECK, &jerr);
-        if (!j)
-            break;
-        off += jerr.position;
-        while (off < len && isspace ((unsigned char)body[off]))
-            off++;
+    json_t *j;
+    while ((j = next_object (body, len, &off))) {
         json_t *err = json_object_get (j, "error");
-        if (!err) {
-            json_t *det = json_object_get (j, "errorDetail");
-            err = json_object_get (det, "message");
-        }
+        if (!err)
+            err = json_object_get (json_object_get (j, "errorDetail"), "message");
         if (json_is_string (err)) {
             char text[400];
             snprintf (text, sizeof text, "%s", json_string_value (err));
@@ -288,16 +296,9 @@ int docker_progress_error (const char *body, size_t len, struct err *e)
 
 static json_t *last_object (const char *body, size_t len)
 {
-    json_t *last = NULL;
+    json_t *last = NULL, *j;
     size_t off = 0;
-    while (off < len) {
-        json_error_t jerr;
-        json_t *j = json_loadb (body + off, len - off, JSON_DISABLE_EOF_CHECK, &jerr);
-        if (!j)
-            break;
-        off += jerr.position;
-        while (off < len && isspace ((unsigned char)body[off]))
-            off++;
+    while ((j = next_object (body, len, &off))) {
         json_decref (last);
         last = j;
     }

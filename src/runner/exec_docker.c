@@ -55,8 +55,7 @@ struct dockerx {
     struct exec_docker_conf conf;      /* strings owned */
     struct docker *d;                  /* the runner's own client: kill, pause, inspect */
     struct numa_topology topo;
-    char **forget;                     /* exit files to unlink after the runner committed */
-    size_t nforget;
+    struct shim_exit_files done;       /* exit files to unlink after the runner committed */
 };
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -848,8 +847,7 @@ static int docker_collect (struct executor *ex, struct exec_task *t, struct exec
         }
     }
     if (f) {
-        x->forget = xreallocarray (x->forget, x->nforget + 1, sizeof *x->forget);
-        x->forget[x->nforget++] = xstrdup (path);
+        shim_exit_files_add (&x->done, path);
     }
     (void)e;
     return 0;
@@ -858,11 +856,7 @@ static int docker_collect (struct executor *ex, struct exec_task *t, struct exec
 static void docker_committed (struct executor *ex)
 {
     struct dockerx *x = ex->impl;
-    for (size_t i = 0; i < x->nforget; i++) {
-        unlink (x->forget[i]);
-        free (x->forget[i]);
-    }
-    x->nforget = 0;
+    shim_exit_files_flush (&x->done);
 }
 
 static int docker_signal (struct executor *ex, struct exec_task *t, int sig, struct err *e)
@@ -921,7 +915,7 @@ static void docker_destroy (struct executor *ex)
         return;
     struct dockerx *x = ex->impl;
     docker_committed (ex);
-    free (x->forget);
+    shim_exit_files_free (&x->done);
     numa_topology_clear (&x->topo);
     docker_close (x->d);
     free (x->conf.state_dir);

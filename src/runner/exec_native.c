@@ -60,8 +60,7 @@ struct native {
     struct cgroup_ctx cg;
     struct numa_topology topo;
     /* Exit files of collected tasks, unlinked once the runner has committed their result. */
-    char **forget;
-    size_t nforget;
+    struct shim_exit_files done;       /* exit files to unlink after the runner committed */
 };
 
 /* What the task process reports when a step before execvp fails. */
@@ -594,8 +593,7 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
     if (t->cgroup[0] && cgroup_remove (&n->cg, t->cgroup, e) < 0)
         log_warn ("task %" PRIu64 ".%d: %s", t->task_id, t->attempt, e->text);
     if (f) {
-        n->forget = xreallocarray (n->forget, n->nforget + 1, sizeof *n->forget);
-        n->forget[n->nforget++] = xstrdup (path);
+        shim_exit_files_add (&n->done, path);
     }
     return 0;
 }
@@ -603,11 +601,7 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
 static void native_committed (struct executor *ex)
 {
     struct native *n = ex->impl;
-    for (size_t i = 0; i < n->nforget; i++) {
-        unlink (n->forget[i]);
-        free (n->forget[i]);
-    }
-    n->nforget = 0;
+    shim_exit_files_flush (&n->done);
 }
 
 static int native_signal (struct executor *ex, struct exec_task *t, int sig, struct err *e)
@@ -636,7 +630,7 @@ static void native_destroy (struct executor *ex)
         return;
     struct native *n = ex->impl;
     native_committed (ex);
-    free (n->forget);
+    shim_exit_files_free (&n->done);
     numa_topology_clear (&n->topo);
     free (n->user.name);
     free (n->user.home);

@@ -2,10 +2,13 @@
 #include "runner/shim.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "common/xalloc.h"
 
 bool shim_is_ours (pid_t pid)
 {
@@ -43,4 +46,26 @@ void shim_write_all (int fd, const void *buf, size_t len)
         p += w;
         len -= (size_t)w;
     }
+}
+
+void shim_exit_files_add (struct shim_exit_files *f, const char *path)
+{
+    f->paths = xreallocarray (f->paths, f->n + 1, sizeof *f->paths);
+    f->paths[f->n++] = xstrdup (path);
+}
+
+void shim_exit_files_flush (struct shim_exit_files *f)
+{
+    for (size_t i = 0; i < f->n; i++) {
+        unlink (f->paths[i]);
+        free (f->paths[i]);
+    }
+    f->n = 0;
+}
+
+void shim_exit_files_free (struct shim_exit_files *f)
+{
+    shim_exit_files_flush (f);
+    free (f->paths);
+    f->paths = NULL;
 }

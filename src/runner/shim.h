@@ -19,4 +19,17 @@ int shim_pidfd_open (pid_t pid);
  * (used between fork and exec). */
 void shim_write_all (int fd, const void *buf, size_t len);
 
+/* Exit files whose results were collected, unlinked only once the runner has committed those
+ * results (so that a crash in between cannot lose them). */
+struct shim_exit_files {
+    char **paths;
+    size_t n;
+};
+/* Remembers a copy of PATH. */
+void shim_exit_files_add (struct shim_exit_files *f, const char *path);
+/* Unlinks and forgets every remembered file. */
+void shim_exit_files_flush (struct shim_exit_files *f);
+/* Flushes, then frees the list itself. */
+void shim_exit_files_free (struct shim_exit_files *f);
+
 #endif
