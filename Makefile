@@ -1,5 +1,6 @@
 # HakuRiver-C: one non-recursive build (Redis-style, -MMD dependencies).
-# Targets: all, check, check-unit, check-integration, asan, bench (bench-native + bench-docker),
+# Targets: all, check, check-unit, check-integration, asan, bench (bench-native + bench-docker
+# + bench-vps),
 # install, clean, format.
 
 PREFIX     ?= /usr/local
@@ -35,12 +36,12 @@ ALL_LIB    := $(BUILD)/libhost.a $(BUILD)/librunner.a $(BUILD)/libcli.a $(BUILD)
 
 BIN   := $(BUILD)/hakuriver
 LINKS := hakuriver.host hakuriver.runner hakuriver.client hakuriver.task hakuriver.init \
-         hakuriver.docker hakuriver.docker-shell hakurun
+         hakuriver.docker hakuriver.docker-shell hakuriver.vps hakuriver.ssh hakurun
 
 UNIT_SRC  := $(wildcard tests/unit/test_*.c)
 UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all check check-unit check-integration asan bench bench-native bench-docker install clean \
+.PHONY: all check check-unit check-integration asan bench bench-native bench-docker bench-vps install clean \
         format links
 
 all: $(BIN) links
@@ -84,12 +85,16 @@ asan:
 bench: all
 	bench/run.sh $(abspath $(BUILD))
 	bench/docker.sh $(abspath $(BUILD))
+	bench/vps.sh $(abspath $(BUILD))
 
 bench-native: all
 	bench/run.sh $(abspath $(BUILD))
 
 bench-docker: all
 	bench/docker.sh $(abspath $(BUILD))
+
+bench-vps: all
+	bench/vps.sh $(abspath $(BUILD))
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin

@@ -16,6 +16,7 @@ free_port () {
 DIR=$(mktemp -d /tmp/hr-bench.XXXXXX)
 chmod 755 "$DIR"
 PORT=$(free_port)
+PROXY_PORT=$(free_port)
 URL=http://127.0.0.1:$PORT
 TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
@@ -31,6 +32,7 @@ cat > "$CONF" <<CONF
 [network]
 host_bind_ip = "127.0.0.1"
 host_port = $PORT
+host_ssh_proxy_port = $PROXY_PORT
 host_reachable_address = "127.0.0.1"
 runner_address = "127.0.0.1"
 

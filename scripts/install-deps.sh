@@ -5,7 +5,9 @@ set -euo pipefail
 want=(build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjansson-dev
       libsqlite3-dev libnuma-dev curl)
 if [ "${1:-}" = "--test" ]; then
-    want+=(perl python3 sqlite3 procps valgrind numactl util-linux)
+    # openssh-*: the VPS tests use the real ssh/scp client, and scripts/build-vps-test-image.sh
+    # copies sshd and ssh-keygen into the test image.
+    want+=(perl python3 sqlite3 procps valgrind numactl util-linux openssh-client openssh-server)
 fi
 missing=()
 for p in "${want[@]}"; do

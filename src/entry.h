@@ -9,6 +9,8 @@ int cli_task_main (int argc, char **argv);
 int cli_init_main (int argc, char **argv);
 int cli_docker_main (int argc, char **argv);
 int cli_docker_shell_main (int argc, char **argv);
+int cli_vps_main (int argc, char **argv);
+int cli_ssh_main (int argc, char **argv);
 int hakurun_main (int argc, char **argv);
 
 #endif

@@ -18,6 +18,8 @@ static const struct entry entries[] = {
     { "init", cli_init_main },
     { "docker", cli_docker_main },
     { "docker-shell", cli_docker_shell_main },
+    { "vps", cli_vps_main },
+    { "ssh", cli_ssh_main },
     { "hakurun", hakurun_main },
 };
 
@@ -35,8 +37,8 @@ static void usage (FILE *out)
              "usage: hakuriver COMMAND [ARGS...]\n"
              "       (or through the links hakuriver.host, hakuriver.runner, hakuriver.client,\n"
              "        hakuriver.task, hakuriver.init, hakuriver.docker, hakuriver.docker-shell,\n"
-             "        hakurun)\n"
-             "commands: host runner client task init docker docker-shell hakurun\n");
+             "        hakuriver.vps, hakuriver.ssh, hakurun)\n"
+             "commands: host runner client task init docker docker-shell vps ssh hakurun\n");
 }
 
 int main (int argc, char **argv)

@@ -343,6 +343,9 @@ void args_submit_free (struct args_submit *o)
         free (o->mounts[i]);
     FREE_NULL (o->mounts);
     FREE_NULL (o->command);
+    FREE_NULL (o->keys);
+    FREE_NULL (o->key_files);
+    o->nkeys = o->nkey_files = 0;
     o->ntargets = o->nenv = o->nmounts = 0;
     o->ncommand = 0;
 }
@@ -373,10 +376,37 @@ static int check_mount (const char *value, struct err *e)
     return 0;
 }
 
+static int parse_submit (int argc, char **argv, struct args_submit *o, bool vps, struct err *e);
+
 int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err *e)
 {
+    return parse_submit (argc, argv, o, false, e);
+}
+
+int args_parse_vps_submit (int argc, char **argv, struct args_submit *o, struct err *e)
+{
+    if (parse_submit (argc, argv, o, true, e) < 0)
+        return -1;
+    if (o->help)
+        return 0;
+    if (o->ntargets > 1)
+        return usage_err (e, "vps submit: give at most one --target (got %zu)", o->ntargets);
+    if (o->sweep || o->max_running)
+        return usage_err (e, "vps submit: --sweep and --max-running are for command tasks");
+    if (o->nenv)
+        return usage_err (e, "vps submit: --env is for command tasks (a VPS is a login "
+                             "session; set variables in its shell profile)");
+    if (o->nkeys && o->nkey_files)
+        return usage_err (e, "vps submit: --public-key-string and --public-key-file are "
+                             "mutually exclusive");
+    return 0;
+}
+
+static int parse_submit (int argc, char **argv, struct args_submit *o, bool vps, struct err *e)
+{
     memset (o, 0, sizeof *o);
-    o->cores = 1;
+    o->vps = vps;
+    o->cores = vps ? 0 : 1;
     o->memory = -1;
     o->retries = -1;
     o->poll_interval = 1.0;
@@ -464,8 +494,26 @@ int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err 
         } else if ((r = opt_value (argc, argv, &i, "--poll-interval", NULL, &v, e))) {
             if (r < 0 || args_parse_seconds ("--poll-interval", v, &o->poll_interval, e) < 0)
                 return -1;
+        } else if (vps && strcmp (a, "--no-wait") == 0) {
+            o->no_wait = true;
+        } else if (vps && (r = opt_value (argc, argv, &i, "--public-key-string", NULL, &v, e))) {
+            if (r < 0)
+                return -1;
+            o->keys = xreallocarray (o->keys, o->nkeys + 1, sizeof *o->keys);
+            o->keys[o->nkeys++] = v;
+        } else if (vps && (r = opt_value (argc, argv, &i, "--public-key-file", NULL, &v, e))) {
+            if (r < 0)
+                return -1;
+            o->key_files = xreallocarray (o->key_files, o->nkey_files + 1, sizeof *o->key_files);
+            o->key_files[o->nkey_files++] = v;
         } else
             return usage_err (e, "submit: unknown option `%s`", a);
+    }
+    if (vps) {
+        if (i < argc)
+            return usage_err (e, "vps submit: unexpected argument `%s` (a VPS runs no "
+                                 "command; give keys with --public-key-string/-file)", argv[i]);
+        return 0;
     }
     o->ncommand = argc - i;
     if (o->ncommand <= 0) {
@@ -492,7 +540,7 @@ json_t *args_submit_body (const struct args_submit *o)
         json_array_append_new (args, json_string (o->command[i]));
     for (size_t i = 0; i < o->nenv; i++)
         json_object_set_new (env, o->env_keys[i], json_string (o->env_vals[i]));
-    json_object_set_new (body, "task_type", json_string ("command"));
+    json_object_set_new (body, "task_type", json_string (o->vps ? "vps" : "command"));
     json_object_set_new (body, "command", json_string (o->ncommand ? o->command[0] : ""));
     json_object_set_new (body, "arguments", args);
     json_object_set_new (body, "env_vars", env);

@@ -52,6 +52,13 @@ struct args_submit {
     bool help;
     char **command;  /* command words, NULL-terminated (points into argv) */
     int ncommand;
+    /* vps submit only */
+    bool vps;        /* parsed by args_parse_vps_submit: --cores defaults to 0, no command */
+    bool no_wait;    /* --no-wait: do not wait for the VPS to answer over SSH */
+    const char **keys;      /* --public-key-string values (point into argv) */
+    size_t nkeys;
+    const char **key_files; /* --public-key-file paths (point into argv) */
+    size_t nkey_files;
 };
 
 /* Parsed `task list` options. */
@@ -103,6 +110,12 @@ int args_check_hostname (const char *what, const char *value, struct err *e);
  * error unless --help was given. Returns 0 or -1. */
 int args_parse_submit (int argc, char **argv, struct args_submit *o, struct err *e);
 void args_submit_free (struct args_submit *o);
+
+/* Parses `vps submit [options]` (the submit options minus --env/--sweep/--max-running, at
+ * most one --target, --cores defaulting to 0, plus --public-key-string KEY and
+ * --public-key-file PATH, each repeatable, the two kinds mutually exclusive; no command).
+ * Keys are neither read nor checked here. Returns 0 or -1. */
+int args_parse_vps_submit (int argc, char **argv, struct args_submit *o, struct err *e);
 
 /* Builds the POST /submit body from parsed options (see docs/cli.md for the fields).
  * Returns a new reference (caller json_decref()s); never NULL for a parsed O. */

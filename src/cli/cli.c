@@ -16,9 +16,11 @@ const char *cli_prog_name (const char *word)
     const char *base = strrchr (word, '/');
     base = base ? base + 1 : word;
     /* "hakuriver task ..." names itself like the hakuriver.task link */
-    static const char *const names[] = { "client", "task", "docker", "docker-shell", "init" };
+    static const char *const names[] = { "client", "task", "docker", "docker-shell", "init",
+                                         "vps", "ssh" };
     static const char *const full[] = { "hakuriver.client", "hakuriver.task", "hakuriver.docker",
-                                        "hakuriver.docker-shell", "hakuriver.init" };
+                                        "hakuriver.docker-shell", "hakuriver.init",
+                                        "hakuriver.vps", "hakuriver.ssh" };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp (base, names[i]) == 0)
             return full[i];

@@ -1,4 +1,5 @@
-/* cmd_task.c - hakuriver.task: submit (with --wait), status, stdout, stderr, kill, command, list */
+/* cmd_task.c - hakuriver.task: submit (with --wait), status, stdout, stderr, kill, command, list,
+ * connect */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "cli/output.h"
+#include "cli/terminal.h"
 #include "common/proto.h"
 #include "common/xalloc.h"
 #include "entry.h"
@@ -37,6 +39,9 @@ static void usage (FILE *out)
              "  command TASK_ID pause|resume              pause or resume a running task\n"
              "  list [--status S[,S]] [--node H] [--batch ID] [--limit N] [--all]\n"
              "                                            list tasks, newest first\n"
+             "  connect TASK_ID                           open a shell in the container of a\n"
+             "                                            running Docker task (exit status:\n"
+             "                                            the shell's; see docs/terminal.md)\n"
              "\n"
              "submit options:\n"
              "  --target HOST[:NUMA][::GPU[,GPU...]]   run on HOST (repeat for one task per\n"
@@ -420,10 +425,33 @@ static int cmd_kill (struct cli *cli, int argc, char **argv)
     return CLI_OK;
 }
 
+/* connect TASK_ID: a shell in the task's container through the host and its runner. */
+static int cmd_connect (struct cli *cli, int argc, char **argv)
+{
+    struct err e = { 0 };
+    const char *pos[1];
+    int npos = 0, rc;
+    bool help = false, json = false;
+    uint64_t id;
+    if (args_parse_simple (argc, argv, 1, 1, pos, &npos, &json, &help, &e) < 0)
+        return cli_usage_error (cli, e.text);
+    if (help) {
+        usage (stdout);
+        return CLI_OK;
+    }
+    if (json)
+        return cli_usage_error (cli, "connect has no --json output");
+    if (args_parse_task_id (pos[0], &id, &e) < 0)
+        return cli_usage_error (cli, e.text);
+    if ((rc = cli_open (cli)) != CLI_OK)
+        return rc;
+    return cli_terminal_connect (cli, id, "task");
+}
+
 static const struct cli_subcmd subcmds[] = {
     { "submit", cmd_submit },       { "status", cli_cmd_status }, { "stdout", cmd_log },
     { "stderr", cmd_log },          { "kill", cmd_kill },         { "command", cli_cmd_command },
-    { "list", cmd_list },
+    { "list", cmd_list },           { "connect", cmd_connect },
 };
 
 int cli_task_main (int argc, char **argv)

@@ -1,6 +1,7 @@
 /* conf.c - table-driven TOML configuration: defaults, parsing, validation, dump, default file */
 #include "common/conf.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -55,6 +56,12 @@ static bool log_level_valid (const char *s)
            || strcmp (s, "debug") == 0;
 }
 
+static bool ip_literal_valid (const char *s)
+{
+    unsigned char buf[sizeof (struct in6_addr)];
+    return inet_pton (AF_INET, s, buf) == 1 || inet_pton (AF_INET6, s, buf) == 1;
+}
+
 static bool mount_valid (const char *s)
 {
     const char *colon = strchr (s, ':');
@@ -71,6 +78,7 @@ static const struct {
     { "timing", "Intervals, in seconds." },
     { "environment", "How runners execute native tasks." },
     { "docker", "Docker task environments (read now; used by the Docker executor)." },
+    { "vps", "VPS tasks: long-lived containers reached over SSH (docs/vps.md)." },
     { "auth", "Secrets. Keep this file private (mode 0600)." },
     { "log", "Logging." },
 };
@@ -157,6 +165,14 @@ static const struct key keys[] = {
       "else a pull) when no tarball of it exists yet. A failure is logged; the host keeps running." },
     { "docker", "allow_privileged", KT_BOOL, F (allow_privileged), NULL, 0, 0, 0, 0, NULL, NULL,
       "Allow tasks and VPS to ask for --privileged (tasks_privileged makes every task privileged)." },
+
+    { "vps", "ready_timeout", KT_INT, F (vps_ready_timeout), NULL, 300, 5, 86400, 0, NULL, NULL,
+      "Seconds a VPS may take from container start until its SSH server answers (including\n"
+      "installing openssh when the image lacks it); after that it fails with the reason." },
+    { "vps", "publish_address", KT_STRING, F (vps_publish_address), "0.0.0.0", 0, 0, 0,
+      KF_NONEMPTY, ip_literal_valid, "an IPv4 or IPv6 address",
+      "Runner address a VPS's SSH port is published on. The host's SSH proxy connects to the\n"
+      "runner's own address, so 127.0.0.1 works only when host and runner share a machine." },
 
     { "auth", "api_token", KT_STRING, F (api_token), "", 0, 0, 0, KF_SECRET, NULL, NULL,
       "Token clients send as \"Authorization: Bearer <token>\". Empty disables\n"

@@ -57,6 +57,10 @@ struct conf {
                                         initial_base_image at start when it has no tarball */
     bool allow_privileged;         /* false: refuse tasks that ask for --privileged */
 
+    /* [vps] (new) */
+    int vps_ready_timeout;         /* 300 s from container start to the SSH banner */
+    char *vps_publish_address;     /* "0.0.0.0": where runners publish VPS SSH ports */
+
     /* [auth] (new) */
     char *api_token;               /* "": empty = no auth (the host warns at start) */
     char *join_token;              /* "": token runners present; empty = api_token */

@@ -25,6 +25,7 @@
 #define PATH_HEARTBEAT    "/heartbeat/"   /* + hostname */
 #define PATH_UPDATE       "/update"
 #define PATH_RUNNER_POLL  "/runner/poll/" /* + hostname */
+#define PATH_RUNNER_TERMINAL "/runner/terminal/" /* + session: a task terminal's runner end */
 #define PATH_SUBMIT       "/submit"
 #define PATH_STATUS       "/status/"      /* + task id */
 #define PATH_TASKS        "/tasks"
@@ -34,7 +35,19 @@
 #define PATH_NODES        "/nodes"
 #define PATH_HEALTH       "/health"
 #define PATH_TASK_LOG     "/task/"        /* + id + "/stdout" | "/stderr" */
+#define PATH_TASK_TERMINAL "terminal"     /* PATH_TASK_LOG + id + "/terminal": task connect */
 #define PATH_DOCKER_PREFIX "/docker/"     /* environment workflow (api_docker.c) */
+#define PATH_VPS          "/vps"          /* every VPS task, newest first */
+#define PATH_VPS_STATUS   "/vps/status"   /* the active ones (with ssh_port) */
+
+/* VPS containers and the SSH proxy (docs/vps.md, docs/ssh-proxy.md). */
+#define VPS_CONTAINER_PREFIX "hakuriver-vps-"
+#define ENV_SSH_KEYS         "HAKURIVER_SSH_KEYS" /* the VPS's authorized keys, one per line */
+/* The SSH proxy's lines (0.3 plus AUTH), each ended by "\n" on the wire. */
+#define PROXY_AUTH           "AUTH "            /* + API token (optional without one) */
+#define PROXY_REQUEST        "REQUEST_TUNNEL "  /* + task id */
+#define PROXY_SUCCESS        "SUCCESS"
+#define PROXY_ERROR          "ERROR "           /* + reason */
 
 /* Container name meaning "run natively, no Docker". */
 #define CONTAINER_NULL "NULL"

@@ -1,5 +1,6 @@
 /* api.c - route table, authentication and request-validation helpers */
 #include "host/api.h"
+#include "host/api_terminal.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -207,7 +208,8 @@ void api_dispatch (struct host *h, struct http_req *req)
     /* runner channel */
     if (strcmp (u, PATH_REGISTER) == 0 || strcmp (u, PATH_UPDATE) == 0
         || strncmp (u, PATH_HEARTBEAT, strlen (PATH_HEARTBEAT)) == 0
-        || strncmp (u, PATH_RUNNER_POLL, strlen (PATH_RUNNER_POLL)) == 0) {
+        || strncmp (u, PATH_RUNNER_POLL, strlen (PATH_RUNNER_POLL)) == 0
+        || strncmp (u, PATH_RUNNER_TERMINAL, strlen (PATH_RUNNER_TERMINAL)) == 0) {
         if (!authorized (h, req, AUTH_RUNNER))
             return;
         if (post && strcmp (u, PATH_REGISTER) == 0)
@@ -218,6 +220,8 @@ void api_dispatch (struct host *h, struct http_req *req)
             return api_heartbeat (h, req, seg[0]);
         if (get && segments (u, PATH_RUNNER_POLL, seg) == 1)
             return api_poll (h, req, seg[0]);
+        if (segments (u, PATH_RUNNER_TERMINAL, seg) == 1)
+            return api_runner_terminal (h, req, seg[0]);
         return http_reply_error (req, 405, "Method %s not allowed on %s", m, u);
     }
     if (!authorized (h, req, AUTH_USER))
@@ -230,6 +234,9 @@ void api_dispatch (struct host *h, struct http_req *req)
         return get ? api_nodes (h, req) : http_reply_error (req, 405, "Use GET %s", u);
     if (strcmp (u, PATH_HEALTH) == 0)
         return get ? api_health (h, req) : http_reply_error (req, 405, "Use GET %s", u);
+    if (strcmp (u, PATH_VPS) == 0 || strcmp (u, PATH_VPS_STATUS) == 0)
+        return get ? api_vps_list (h, req, strcmp (u, PATH_VPS_STATUS) == 0)
+                   : http_reply_error (req, 405, "Use GET %s", u);
     if ((n = segments (u, PATH_STATUS, seg)) == 1)
         return get ? api_status (h, req, seg[0]) : http_reply_error (req, 405, "Use GET");
     if ((n = segments (u, PATH_KILL, seg)) == 1)
@@ -239,6 +246,8 @@ void api_dispatch (struct host *h, struct http_req *req)
     if ((n = segments (u, PATH_COMMAND, seg)) == 2)
         return post ? api_command (h, req, seg[0], seg[1])
                     : http_reply_error (req, 405, "Use POST");
+    if ((n = segments (u, PATH_TASK_LOG, seg)) == 2 && strcmp (seg[1], PATH_TASK_TERMINAL) == 0)
+        return api_task_terminal (h, req, seg[0]);
     if ((n = segments (u, PATH_TASK_LOG, seg)) == 2
         && (strcmp (seg[1], "stdout") == 0 || strcmp (seg[1], "stderr") == 0))
         return get ? api_task_log (h, req, seg[0], strcmp (seg[1], "stderr") == 0)

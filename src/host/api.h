@@ -33,6 +33,7 @@ struct task *api_load_task (struct host *h, struct http_req *req, const char *id
 
 void api_submit (struct host *h, struct http_req *req);
 void api_status (struct host *h, struct http_req *req, const char *id);
+void api_vps_list (struct host *h, struct http_req *req, bool active_only);
 void api_tasks (struct host *h, struct http_req *req);
 void api_kill (struct host *h, struct http_req *req, const char *id);
 /* POST /kill_batch/ID: kills every task of the batch that is not final; replies the counts. */

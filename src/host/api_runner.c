@@ -30,7 +30,8 @@ static const struct field_spec update_fields[] = {
     { "task_id", F_INT | F_STR }, { "attempt", F_INT | F_NULL }, { "status", F_STR },
     { "exit_code", F_INT | F_NULL }, { "message", F_STR | F_NULL },
     { "started_at", F_STR | F_NULL }, { "completed_at", F_STR | F_NULL },
-    { "node", F_STR | F_NULL }, { "node_id", F_STR | F_NULL }, { NULL, 0 },
+    { "node", F_STR | F_NULL }, { "node_id", F_STR | F_NULL }, { "ssh_port", F_INT | F_NULL },
+    { NULL, 0 },
 };
 
 static bool valid_hostname (const char *s)
@@ -474,7 +475,21 @@ static const char *apply_update (struct host *h, struct node *n, json_t *u, json
         result = "rejected";
         goto out;
     }
+    /* A VPS reports the SSH port its container publishes with `running`; it may change
+     * when the container was restarted (a node reboot). */
+    json_t *jp = json_object_get (u, "ssh_port");
+    bool port_changed = false;
+    if (json_is_integer (jp) && json_integer_value (jp) > 0 && json_integer_value (jp) < 65536
+        && strcmp (t->task_type, "vps") == 0 && t->ssh_port != (int)json_integer_value (jp)) {
+        t->ssh_port = (int)json_integer_value (jp);
+        port_changed = true;
+    }
     if (st == t->status) {
+        if (port_changed) {
+            log_info ("task %" PRIu64 ": SSH port is now %d on node %s", t->id, t->ssh_port,
+                      n->hostname);
+            host_save_task (h, t, false);
+        }
         result = "duplicate";
         goto out;
     }

@@ -13,6 +13,7 @@
 #include "common/log.h"
 #include "common/proto.h"
 #include "common/span.h"
+#include "common/sshkeys.h"
 #include "common/xalloc.h"
 #include "common/tarballs.h"
 #include "host/api.h"
@@ -329,6 +330,42 @@ static void sweep_args (struct task *t, const struct span_set *set, uint64_t ind
     span_argv_free (v);
 }
 
+/* The VPS-only rules of a submit (0.3: one target or auto placement, a container, the public
+ * key in `command`). Replies 422 and returns -1 when one is broken. */
+static int vps_check (struct host *h, struct http_req *req, json_t *body, const char *keys)
+{
+    struct err e = { 0 };
+    if (sshkey_check_list (keys, &e) < 0) {
+        http_reply_error (req, 422, "Invalid SSH public key for the VPS: %s", e.text);
+        return -1;
+    }
+    if (json_array_size (json_object_get (body, "arguments")) > 0) {
+        http_reply_error (req, 422, "A VPS task takes no 'arguments': 'command' holds its SSH "
+                                    "public key(s)");
+        return -1;
+    }
+    if (json_array_size (json_object_get (body, "targets")) > 1) {
+        http_reply_error (req, 422, "A VPS task takes at most one target (got %zu)",
+                          json_array_size (json_object_get (body, "targets")));
+        return -1;
+    }
+    if (json_is_true (json_object_get (body, "sweep"))
+        || json_is_integer (json_object_get (body, "max_running"))) {
+        http_reply_error (req, 422, "'sweep' and 'max_running' apply to command tasks only");
+        return -1;
+    }
+    const char *container = json_string_value (json_object_get (body, "container_name"));
+    if (!container)
+        container = h->conf->default_container_name;
+    if (strcmp (container, CONTAINER_NULL) == 0
+        && !json_is_string (json_object_get (body, "image"))) {
+        http_reply_error (req, 422, "A VPS task runs in a Docker container: container_name "
+                                    "NULL (native execution) is not possible");
+        return -1;
+    }
+    return 0;
+}
+
 void api_submit (struct host *h, struct http_req *req)
 {
     json_t *body = api_body_object (req);
@@ -339,21 +376,23 @@ void api_submit (struct host *h, struct http_req *req)
     if (api_check_fields (req, body, submit_fields, true) < 0)
         goto out;
     const char *type = json_string_value (json_object_get (body, "task_type"));
-    if (type && strcmp (type, "command") != 0) {
-        if (strcmp (type, "vps") == 0)
-            http_reply_error (req, 400, "VPS tasks are not supported by this host yet");
-        else
-            http_reply_error (req, 400,
-                              "Invalid task type. Only 'command' and 'vps' are supported.");
+    if (type && strcmp (type, "command") != 0 && strcmp (type, "vps") != 0) {
+        http_reply_error (req, 400, "Invalid task type. Only 'command' and 'vps' are supported.");
         goto out;
     }
+    bool vps = type && strcmp (type, "vps") == 0;
     const char *command = json_string_value (json_object_get (body, "command"));
     if (!command || !*command) {
-        http_reply_error (req, 422, "Field 'command' is required and must be a non-empty string");
+        http_reply_error (req, 422, vps ? "Field 'command' must hold the VPS's SSH public "
+                                          "key(s), one per line"
+                                        : "Field 'command' is required and must be a "
+                                          "non-empty string");
         goto out;
     }
     json_t *args = json_object_get (body, "arguments"), *v;
     size_t i;
+    if (vps && vps_check (h, req, body, command) < 0)
+        goto out;
     json_array_foreach (args, i, v) if (!json_is_string (v))
     {
         http_reply_error (req, 422, "Field 'arguments' must be an array of strings (item %zu "
@@ -385,7 +424,7 @@ void api_submit (struct host *h, struct http_req *req)
         }
     }
     json_t *jc = json_object_get (body, "required_cores");
-    json_int_t cores = json_is_integer (jc) ? json_integer_value (jc) : 1;
+    json_int_t cores = json_is_integer (jc) ? json_integer_value (jc) : vps ? 0 : 1;
     if (cores < 0 || cores > 100000) {
         http_reply_error (req, 422, "Field 'required_cores' must be between 0 and 100000, got %"
                                     JSON_INTEGER_FORMAT, cores);
@@ -535,6 +574,8 @@ void api_submit (struct host *h, struct http_req *req)
         for (size_t c = 0; c < ncombo; c++) {
             struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries,
                                        container);
+            if (vps)
+                strcpy (t->task_type, "vps");
             if (sweep)
                 sweep_args (t, &set, c);
             created[ncreated++] = t;
@@ -567,6 +608,8 @@ void api_submit (struct host *h, struct http_req *req)
             for (size_t k = 0; k < ngood; k++) {
                 struct task *t = new_task (h, body, command, (int)cores, mem, (int)retries,
                                            container);
+                if (vps)
+                    strcpy (t->task_type, "vps");
                 t->target = xstrdup (good[k].ts);
                 t->numa = good[k].numa;
                 if (good[k].tg) {
@@ -730,6 +773,32 @@ void api_tasks (struct host *h, struct http_req *req)
     http_reply_json (req, 200, arr);
 }
 
+/* GET /vps (every VPS task) and /vps/status (the active ones), newest first, as 0.3. */
+void api_vps_list (struct host *h, struct http_req *req, bool active_only)
+{
+    struct task_filter f = { .limit = 10000, .task_type = "vps" };
+    if (active_only)
+        f.status = "queued,assigning,pending,running,paused";
+    struct task **rows = NULL;
+    int n = 0;
+    struct err e;
+    if (store_task_list (h->store, &f, &rows, &n, &e) < 0) {
+        log_err ("store: %s", e.text);
+        return http_reply_error (req, 500, active_only ? "Database error fetching active VPS "
+                                                         "tasks."
+                                                       : "Database error fetching VPS tasks.");
+    }
+    json_t *arr = json_array ();
+    for (int i = 0; i < n; i++) {
+        /* the in-memory record is the newest (a change of this iteration) */
+        struct atask *a = active_find (h, rows[i]->id);
+        json_array_append_new (arr, task_to_json (a ? a->task : rows[i]));
+        task_destroy (rows[i]);
+    }
+    free (rows);
+    http_reply_json (req, 200, arr);
+}
+
 /* Kills active task A: a queued task is final at once; a placed one is killed on its node
  * and keeps its resources until the runner confirms. */
 static void kill_active (struct host *h, struct atask *a)
@@ -860,13 +929,9 @@ void api_task_log (struct host *h, struct http_req *req, const char *id, bool is
     const char *which = is_err ? "error" : "output";
     const char *path = is_err ? t->stderr_path : t->stdout_path;
     char *copy = path ? xstrdup (path) : NULL;
-    bool vps = strcmp (t->task_type, "vps") == 0;
+    /* (0.3 answered 400 for a VPS; here its container's output, the sshd log, is there) */
     if (owned)
         task_destroy (t);
-    if (vps) {
-        free (copy);
-        return http_reply_error (req, 400, "VPS tasks do not have std%s.", is_err ? "err" : "out");
-    }
     int fd = copy ? open (copy, O_RDONLY | O_CLOEXEC) : -1;
     free (copy);
     struct stat sb;

@@ -49,6 +49,8 @@ struct http_upgrade {
 static pthread_mutex_t upgrades_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct http_upgrade *upgrades;
 static unsigned async_held;   /* requests held by http_hold_async, not finished yet */
+static bool draining;         /* http_stop() runs: new requests are refused, since a runner's
+                                 next long-poll would be suspended and MHD aborts on that */
 
 /* In external polling mode libmicrohttpd has no inter-thread channel (MHD_USE_ITC is
  * ignored), so a resume or an upgrade close from another thread would wait for the loop's
@@ -226,6 +228,10 @@ static enum MHD_Result access_cb (void *cls, struct MHD_Connection *conn, const 
         http_reply_error (r, 413, "Request body too large (limit %u bytes)", MAX_BODY_BYTES);
         return send_reply (r);
     }
+    if (draining) {
+        http_reply_error (r, 503, "The host is shutting down");
+        return send_reply (r);
+    }
     api_dispatch (h, r);
     if (r->ready && !h->in_txn)
         return send_reply (r);
@@ -300,8 +306,14 @@ struct MHD_Daemon *http_start (struct host *h, const char *addr, int port, struc
  * hold finished: MHD aborts on a suspended connection and would free an upgrade's handle
  * under its owner's thread. Asks the owners to stop and waits up to 10 s. Returns false
  * when some did not finish. */
+void http_refuse_new (void)
+{
+    draining = true;
+}
+
 static bool drain (struct MHD_Daemon *d)
 {
+    draining = true;
     for (int i = 0; i < 500; i++) {
         pthread_mutex_lock (&upgrades_lock);
         bool busy = upgrades || async_held;

@@ -50,6 +50,9 @@ struct http_req {
 /* Starts the daemon on ADDR:PORT. Returns NULL with e set on failure. */
 struct MHD_Daemon *http_start (struct host *h, const char *addr, int port, struct err *e);
 void http_stop (struct MHD_Daemon *d);
+/* From now on new requests are answered 503 at once (the host is stopping): a runner's next
+ * long-poll must not be suspended after the last polls were answered. */
+void http_refuse_new (void);
 /* The epoll fd to watch, and the next timeout in ms (-1 = none). */
 int http_epoll_fd (struct MHD_Daemon *d);
 long http_timeout_ms (struct MHD_Daemon *d);

@@ -121,6 +121,8 @@ json_t *task_to_json (const struct task *t)
     json_object_set_new (o, "target", t->target ? json_string (t->target) : json_null ());
     json_object_set_new (o, "max_running",
                          t->max_running > 0 ? json_integer (t->max_running) : json_null ());
+    json_object_set_new (o, "ssh_port", t->ssh_port > 0 ? json_integer (t->ssh_port)
+                                                        : json_null ());
     return o;
 }
 

@@ -23,6 +23,8 @@
 #include "entry.h"
 #include "host/api.h"
 #include "host/docker_worker.h"
+#include "host/ssh_proxy.h"
+#include "host/vps.h"
 #include "host/host.h"
 #include "host/http.h"
 
@@ -176,6 +178,7 @@ int host_main (int argc, char **argv)
 
     struct host *h = xcalloc (1, sizeof *h);
     struct MHD_Daemon *httpd = NULL;
+    struct ssh_proxy *proxy = NULL;
     int epfd = -1, sigfd = -1;
     h->conf = &conf;
     h->start_ms = now_ms ();
@@ -243,8 +246,19 @@ int host_main (int argc, char **argv)
     } else {
         log_err ("%s; the /docker/ endpoints answer 503", e.text);
     }
-    log_info ("HakuRiver host listening on %s:%d (store %s, %zu active tasks restored)",
-              conf.host_bind_ip, conf.host_port, conf.db_file, h->active.count);
+    struct ssh_proxy_opts po = { .bind_ip = conf.host_bind_ip, .port = conf.host_ssh_proxy_port,
+                                 .token = conf.api_token };
+    proxy = ssh_proxy_start (&po, &e);
+    if (!proxy) {
+        /* as for the HTTP port: a host that cannot offer what it is configured for stops */
+        log_err ("SSH proxy: %s", e.text);
+        goto cleanup;
+    }
+    ev.data.fd = ssh_proxy_fd (proxy);
+    epoll_ctl (epfd, EPOLL_CTL_ADD, ev.data.fd, &ev);
+    log_info ("HakuRiver host listening on %s:%d, SSH proxy on port %d (store %s, %zu active "
+              "tasks restored)", conf.host_bind_ip, conf.host_port, ssh_proxy_port (proxy),
+              conf.db_file, h->active.count);
     printf ("Starting HakuRiver Host server on %s:%d...\n", conf.host_bind_ip, conf.host_port);
     fflush (stdout);
 
@@ -272,6 +286,7 @@ int host_main (int argc, char **argv)
             }
         http_run (httpd);
         docker_worker_complete (h->docker); /* answers finished Docker operations */
+        ssh_proxy_answer (proxy, vps_proxy_lookup, h); /* where is VPS <id>? */
         now = now_ms ();
         if (now >= next_tick) {
             next_tick = now + 1000;
@@ -311,6 +326,8 @@ int host_main (int argc, char **argv)
     }
 
 cleanup:
+    http_refuse_new ();
+    ssh_proxy_stop (proxy);
     /* Docker requests waiting for the worker are answered 503 and resumed, the thread joined */
     docker_worker_stop (h->docker);
     h->docker = NULL;

@@ -409,6 +409,7 @@ void sched_node_lost (struct host *h, struct node *n, const char *why)
             sched_release (h, a);
             t->retries_left--;
             t->attempt++;
+            t->ssh_port = 0;   /* a VPS gets a new container, and port, elsewhere */
             t->status = TASK_QUEUED;
             char msg[512];
             snprintf (msg, sizeof msg, "%s; requeued as attempt %d", why, t->attempt);

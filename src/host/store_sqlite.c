@@ -82,10 +82,14 @@ static const char SQL_SCHEMA_V2[] = "ALTER TABLE task ADD COLUMN docker_options 
  * with them at restart; NULL = none. */
 static const char SQL_SCHEMA_V3[] = "ALTER TABLE task ADD COLUMN max_running INTEGER;";
 
+/* v4: the published SSH port of a VPS task, as its runner last reported it; NULL = none. */
+static const char SQL_SCHEMA_V4[] = "ALTER TABLE task ADD COLUMN ssh_port INTEGER;";
+
 static const char *const MIGRATIONS[] = {
     SQL_SCHEMA_V1,
     SQL_SCHEMA_V2,
     SQL_SCHEMA_V3,
+    SQL_SCHEMA_V4,
 };
 #define SCHEMA_VERSION ((int)(sizeof MIGRATIONS / sizeof MIGRATIONS[0]))
 
@@ -95,19 +99,19 @@ static const char *const MIGRATIONS[] = {
     " required_gpus, required_memory_bytes, status, assigned_node_id, target,"              \
     " target_numa_node_id, container_name, stdout_path, stderr_path, exit_code,"            \
     " error_message, submitted_at, started_at, completed_at, attempt, retries_left,"        \
-    " assignment_suspicion_count, docker_options, max_running"
+    " assignment_suspicion_count, docker_options, max_running, ssh_port"
 
 enum task_col {
     COL_ID, COL_TYPE, COL_BATCH, COL_COMMAND, COL_ARGS, COL_ENV, COL_CORES, COL_GPUS,
     COL_MEMORY, COL_STATUS, COL_NODE, COL_TARGET, COL_NUMA, COL_CONTAINER, COL_STDOUT,
     COL_STDERR, COL_EXIT, COL_ERROR, COL_SUBMITTED, COL_STARTED, COL_COMPLETED, COL_ATTEMPT,
-    COL_RETRIES, COL_SUSPICION, COL_DOCKER, COL_MAX_RUNNING,
+    COL_RETRIES, COL_SUSPICION, COL_DOCKER, COL_MAX_RUNNING, COL_SSH_PORT,
     COL_COUNT
 };
 
 static const char SQL_TASK_INSERT[] =
     "INSERT INTO task (" TASK_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,"
-    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26)";
+    " ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
 /* Every column but the key: writing the immutable ones too costs nothing and keeps one
  * binding function for insert and update. */
 static const char SQL_TASK_UPDATE[] =
@@ -117,7 +121,7 @@ static const char SQL_TASK_UPDATE[] =
     " container_name = ?14, stdout_path = ?15, stderr_path = ?16, exit_code = ?17,"
     " error_message = ?18, submitted_at = ?19, started_at = ?20, completed_at = ?21,"
     " attempt = ?22, retries_left = ?23, assignment_suspicion_count = ?24,"
-    " docker_options = ?25, max_running = ?26"
+    " docker_options = ?25, max_running = ?26, ssh_port = ?27"
     " WHERE task_id = ?1";
 static const char SQL_TASK_GET[] = "SELECT " TASK_COLUMNS " FROM task WHERE task_id = ?1";
 static const char SQL_TASK_MAX_ID[] = "SELECT max(task_id) FROM task";
@@ -502,6 +506,7 @@ static int bind_task (struct store *st, sqlite3_stmt *s, const struct task *t, s
     rc |= sqlite3_bind_int (s, COL_SUSPICION + 1, t->suspicion);
     rc |= bind_text_or_null (s, COL_DOCKER + 1, t->docker_json);
     rc |= bind_int64_or_null (s, COL_MAX_RUNNING + 1, t->max_running, t->max_running <= 0);
+    rc |= bind_int64_or_null (s, COL_SSH_PORT + 1, t->ssh_port, t->ssh_port <= 0);
     if (rc != SQLITE_OK) {
         db_err (st->db, rc, e, "bind task");
         sqlite3_clear_bindings (s);
@@ -569,6 +574,7 @@ static struct task *task_from_row (sqlite3_stmt *s, struct err *e)
     t->suspicion = sqlite3_column_int (s, COL_SUSPICION);
     t->docker_json = column_str (s, COL_DOCKER, NULL);
     t->max_running = sqlite3_column_int (s, COL_MAX_RUNNING); /* NULL reads as 0 */
+    t->ssh_port = sqlite3_column_int (s, COL_SSH_PORT);       /* NULL reads as 0 */
     return t;
 error:
     task_destroy (t);

@@ -48,6 +48,7 @@ struct task {
     int attempt;                 /* 1 on first placement; +1 on each requeue */
     int retries_left;            /* requeues still allowed on node loss */
     int suspicion;               /* assignment_suspicion_count (0.3 field) */
+    int ssh_port;                /* VPS: SSH port published on its node; 0 = none */
 };
 
 /* Allocates a zeroed task with numa = -1, attempt = 1 and empty JSON fields. */

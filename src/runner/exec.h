@@ -32,6 +32,11 @@ struct exec_spec {
                                     as is (pulled when missing) */
     char **mounts;               /* extra "HOST:CONTAINER[:ro|rw]" binds, NULL-terminated */
     bool privileged;
+    /* VPS only (Docker): ARGV is ignored; the container runs sshd (exec_docker.c) */
+    bool vps;
+    const char *ssh_keys;        /* authorized keys, one per line (checked by the host) */
+    int ready_timeout;           /* seconds from container start to the SSH banner */
+    const char *publish_ip;      /* host address the SSH port is published on */
 };
 
 /* A started task as the runner tracks (and persists) it. */
@@ -45,6 +50,7 @@ struct exec_task {
     char cgroup[256];            /* native: cgroup name relative to the hierarchy roots;
                                     docker: the container name */
     char command[128];           /* argv[0], escaped, for messages; "" after adoption */
+    int ssh_port;                /* VPS: the published SSH port, once the shim reported it */
 };
 
 struct exec_result {
@@ -67,6 +73,8 @@ struct exec_ops {
      * result), -1 on error. */
     int (*adopt) (struct executor *ex, struct exec_task *task, const struct exec_spec *spec,
                   struct err *e);
+    /* (A Docker adopt may set task->start_fd again: a new shim that follows the container
+     * says through it when the container runs, e.g. a VPS after a node reboot.) */
     /* After the shim exited: reads the result, removes the cgroup, closes pidfd.
      * Returns 0 or -1. */
     int (*collect) (struct executor *ex, struct exec_task *task, struct exec_result *res,

@@ -27,6 +27,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <poll.h>
+#include <time.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -48,6 +53,54 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 
 #define CONTAINER_PREFIX "hakuriver-task-"
+#define VPS_READY_POLL_MS 200          /* how often a starting VPS is checked */
+
+/* What a VPS container runs (as `/bin/sh -c`): find or install sshd, install the keys from
+ * $HAKURIVER_SSH_KEYS (the keys never pass through a shell as code), write a config of our
+ * own and exec sshd in the foreground, logging to stderr (the task's stderr file). Written
+ * so that it can run again on the same container (a node reboot starts it again). */
+static const char VPS_SCRIPT[] =
+    "set -e\n"
+    "find_sshd() { for p in \"$(command -v sshd 2>/dev/null || true)\" /usr/sbin/sshd "
+    "/usr/bin/sshd /sbin/sshd; do if [ -n \"$p\" ] && [ -x \"$p\" ]; then echo \"$p\"; "
+    "return 0; fi; done; return 1; }\n"
+    "if ! SSHD=$(find_sshd); then\n"
+    "  echo 'hakuriver: the image has no sshd; installing openssh with its package manager' >&2\n"
+    "  if command -v apk >/dev/null 2>&1; then apk add --no-cache openssh-server || apk add "
+    "--no-cache openssh\n"
+    "  elif command -v apt-get >/dev/null 2>&1; then apt-get update && "
+    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends openssh-server\n"
+    "  elif command -v dnf >/dev/null 2>&1; then dnf install -y openssh-server\n"
+    "  elif command -v yum >/dev/null 2>&1; then yum install -y openssh-server\n"
+    "  elif command -v zypper >/dev/null 2>&1; then zypper --non-interactive install "
+    "openssh-server\n"
+    "  elif command -v pacman >/dev/null 2>&1; then pacman -Sy --noconfirm openssh\n"
+    "  else echo 'hakuriver: the image has no sshd and no known package manager (apk, "
+    "apt-get, dnf, yum, zypper, pacman): prepare an environment with openssh-server "
+    "(docs/vps-images.md)' >&2; exit 97; fi\n"
+    "  SSHD=$(find_sshd) || { echo 'hakuriver: openssh was installed but there is still no "
+    "sshd' >&2; exit 97; }\n"
+    "fi\n"
+    "mkdir -p /etc/ssh /run/sshd /root/.ssh\n"
+    "chmod 0755 /run/sshd\n"
+    "chmod 700 /root/.ssh\n"
+    "grep -q '^sshd:' /etc/passwd 2>/dev/null || echo 'sshd:x:74:65534:sshd:/run/sshd:/bin/false' "
+    ">> /etc/passwd\n"
+    "if [ -f /etc/shadow ]; then sed -i 's/^root:!*:/root:*:/' /etc/shadow 2>/dev/null || true; fi\n"
+    "[ -f /etc/ssh/ssh_host_ed25519_key ] || ssh-keygen -q -t ed25519 -N '' -f "
+    "/etc/ssh/ssh_host_ed25519_key\n"
+    "umask 077\n"
+    "printf '%s\\n' \"$HAKURIVER_SSH_KEYS\" > /root/.ssh/authorized_keys\n"
+    "{ echo 'Port 22'\n"
+    "  for k in /etc/ssh/ssh_host_*_key; do [ -f \"$k\" ] && echo \"HostKey $k\"; done\n"
+    "  echo 'PermitRootLogin prohibit-password'\n"
+    "  echo 'PasswordAuthentication no'\n"
+    "  echo 'KbdInteractiveAuthentication no'\n"
+    "  echo 'AuthorizedKeysFile .ssh/authorized_keys'\n"
+    "  echo 'Subsystem sftp internal-sftp'\n"
+    "  echo 'PrintLastLog no'\n"
+    "  echo 'PidFile /run/sshd.pid'; } > /etc/ssh/hakuriver_sshd_config\n"
+    "exec \"$SSHD\" -D -e -f /etc/ssh/hakuriver_sshd_config\n";
 #define API_TIMEOUT_MS 30000L
 #define START_FAILED_CODE 125          /* as `docker run` exits when it cannot start */
 
@@ -112,6 +165,9 @@ struct dlaunch {
     int attempt;
     long pull_timeout_ms;
     const char *socket;
+    bool vps;                          /* wait for the SSH banner before `running` */
+    long ready_timeout_ms;
+    char probe_ip[64];                 /* where the published SSH port is reached */
 };
 
 static void dlaunch_free (struct dlaunch *l)
@@ -136,15 +192,34 @@ static int open_output (const char *path, struct err *e)
     return fd;
 }
 
+static int open_append (const char *path, struct err *e)
+{
+    int fd = open (path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return err_set (e, errno, "cannot open %s: %s", path, strerror (errno));
+    return fd;
+}
+
 static json_t *build_create_body (struct dockerx *x, const struct exec_spec *s, struct err *e)
 {
     json_t *cmd = json_array ();
-    for (char **a = s->argv; *a; a++)
-        json_array_append_new (cmd, json_string (*a));
+    if (s->vps) {
+        json_array_append_new (cmd, json_string ("/bin/sh"));
+        json_array_append_new (cmd, json_string ("-c"));
+        json_array_append_new (cmd, json_string (VPS_SCRIPT));
+    } else {
+        for (char **a = s->argv; *a; a++)
+            json_array_append_new (cmd, json_string (*a));
+    }
     json_t *env = json_array ();
     for (char **v = s->env; v && *v; v++)
         json_array_append_new (env, json_string (*v));
     char buf[4200];
+    if (s->vps) {
+        char *keys = xasprintf ("%s=%s", ENV_SSH_KEYS, s->ssh_keys ? s->ssh_keys : "");
+        json_array_append_new (env, json_string (keys));
+        free (keys);
+    }
     snprintf (buf, sizeof buf, "%s=%" PRIu64, ENV_TASK_ID, s->task_id);
     json_array_append_new (env, json_string (buf));
     json_array_append_new (env, json_string (ENV_SHARED_DIR "=/shared"));
@@ -174,7 +249,21 @@ static json_t *build_create_body (struct dockerx *x, const struct exec_spec *s, 
 
     json_t *hc = json_object ();
     json_object_set_new (hc, "Binds", binds);
-    json_object_set_new (hc, "NetworkMode", json_string ("host"));
+    if (s->vps) {
+        /* Its own network namespace (sshd on port 22 inside), the port published on an
+         * ephemeral host port. No restart policy: the runner starts it again when it comes
+         * back after a reboot (docker_adopt), so a VPS whose sshd ends is over. */
+        json_t *binding = json_object ();
+        json_object_set_new (binding, "HostIp", json_string (s->publish_ip && *s->publish_ip
+                                                                 ? s->publish_ip
+                                                                 : "0.0.0.0"));
+        json_object_set_new (binding, "HostPort", json_string (""));
+        json_t *pb = json_object ();
+        json_object_set_new (pb, "22/tcp", json_pack ("[o]", binding));
+        json_object_set_new (hc, "PortBindings", pb);
+    } else {
+        json_object_set_new (hc, "NetworkMode", json_string ("host"));
+    }
     if (s->cores > 0)
         json_object_set_new (hc, "NanoCpus", json_integer ((json_int_t)s->cores * 1000000000));
     if (s->memory_bytes > 0) {
@@ -222,6 +311,7 @@ static json_t *build_create_body (struct dockerx *x, const struct exec_spec *s, 
     json_object_set_new (labels, "hakuriver.node_id", json_string (x->conf.node_id));
     json_object_set_new (labels, "hakuriver.node", json_string (x->conf.hostname));
     json_object_set_new (labels, "hakuriver.shared_dir", json_string (s->shared_dir));
+    json_object_set_new (labels, "hakuriver.task_type", json_string (s->vps ? "vps" : "command"));
 
     json_t *body = json_object ();
     json_object_set_new (body, "Image", json_string (s->image));
@@ -230,12 +320,20 @@ static json_t *build_create_body (struct dockerx *x, const struct exec_spec *s, 
     json_object_set_new (body, "WorkingDir", json_string ("/shared"));
     json_object_set_new (body, "Labels", labels);
     json_object_set_new (body, "HostConfig", hc);
+    if (s->vps) {
+        json_object_set_new (body, "ExposedPorts", json_pack ("{s:{}}", "22/tcp"));
+        snprintf (buf, sizeof buf, "vps-%" PRIu64, s->task_id);
+        json_object_set_new (body, "Hostname", json_string (buf));
+    }
     return body;
 }
 
-static void launch_paths (struct dockerx *x, uint64_t id, int attempt, struct dlaunch *l)
+static void launch_paths (struct dockerx *x, uint64_t id, int attempt, bool vps,
+                          struct dlaunch *l)
 {
-    snprintf (l->name, sizeof l->name, CONTAINER_PREFIX "%" PRIu64, id);
+    snprintf (l->name, sizeof l->name, "%s%" PRIu64, vps ? VPS_CONTAINER_PREFIX : CONTAINER_PREFIX,
+              id);
+    l->vps = vps;
     exit_path (x, id, attempt, "exit", l->exit_path, sizeof l->exit_path);
     exit_path (x, id, attempt, "exit.tmp", l->exit_tmp, sizeof l->exit_tmp);
     exit_path (x, id, attempt, "cancel", l->cancel_path, sizeof l->cancel_path);
@@ -508,6 +606,173 @@ static bool ensure_or_record (struct docker *d, const struct dlaunch *l)
     return rc < 0;
 }
 
+static int64_t mono_ms (void)
+{
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define TAIL_MAX 600
+
+static int frame_to_buf (int stream, const char *data, size_t len, void *arg)
+{
+    (void)stream;
+    char *buf = arg;
+    size_t have = strlen (buf), room = TAIL_MAX - have - 1;
+    if (len > room) {
+        /* keep the end: the last lines say why */
+        size_t drop = len - room < have ? len - room : have;
+        memmove (buf, buf + drop, have - drop + 1);
+        have -= drop;
+        room = TAIL_MAX - have - 1;
+    }
+    size_t n = len < room ? len : room;
+    memcpy (buf + have, data + (len - n), n);
+    buf[have + n] = '\0';
+    return 0;
+}
+
+struct tail_sink {
+    struct docker_demux demux;
+    char text[TAIL_MAX];
+};
+
+static int tail_chunk (const char *data, size_t len, void *arg)
+{
+    struct tail_sink *t = arg;
+    return docker_demux_feed (&t->demux, data, len, frame_to_buf, t->text);
+}
+
+/* The container's last output lines, as one line, into OUT. */
+static void output_tail (struct docker *d, const char *name, char *out, size_t n)
+{
+    struct tail_sink t = { 0 };
+    char path[300];
+    container_path (path, sizeof path, name, "/logs?stdout=1&stderr=1&tail=5");
+    struct err e = { 0 };
+    docker_stream (d, "GET", path, tail_chunk, &t, API_TIMEOUT_MS, &e);
+    for (char *p = t.text; *p; p++)
+        if (*p == '\n' || *p == '\r' || *p == '\t')
+            *p = ' ';
+    size_t len = strlen (t.text);
+    while (len && t.text[len - 1] == ' ')
+        t.text[--len] = '\0';
+    snprintf (out, n, "%s", t.text);
+}
+
+/* Whether an SSH server answers on IP:PORT: connects and reads its banner ("SSH-"). */
+static bool ssh_banner (const char *ip, int port)
+{
+    struct sockaddr_storage ss = { 0 };
+    socklen_t sl;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton (AF_INET, ip, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons ((uint16_t)port);
+        sl = sizeof *v4;
+    } else if (inet_pton (AF_INET6, ip, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons ((uint16_t)port);
+        sl = sizeof *v6;
+    } else {
+        return false;
+    }
+    int fd = socket (ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return false;
+    bool ok = false;
+    char buf[256];
+    size_t got = 0;
+    int64_t deadline = mono_ms () + 2000;
+    if (connect (fd, (struct sockaddr *)&ss, sl) < 0 && errno != EINPROGRESS)
+        goto out;
+    while (got < 4) {
+        int64_t left = deadline - mono_ms ();
+        if (left <= 0)
+            goto out;
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        if (poll (&p, 1, (int)left) <= 0)
+            goto out;
+        ssize_t r = recv (fd, buf + got, sizeof buf - got, 0);
+        if (r <= 0)
+            goto out;   /* refused, or the port is published but nothing listens yet */
+        got += (size_t)r;
+    }
+    ok = memcmp (buf, "SSH-", 4) == 0;
+out:
+    close (fd);
+    return ok;
+}
+
+/* The host port the container publishes for 22/tcp, 0 when none (yet). */
+static int published_port (json_t *inspect)
+{
+    json_t *ports = json_object_get (json_object_get (json_object_get (inspect,
+                                                                       "NetworkSettings"),
+                                                      "Ports"),
+                                     "22/tcp");
+    size_t i;
+    json_t *b;
+    json_array_foreach (ports, i, b)
+    {
+        const char *hp = json_string_value (json_object_get (b, "HostPort"));
+        if (hp && atoi (hp) > 0 && atoi (hp) < 65536)
+            return atoi (hp);
+    }
+    return 0;
+}
+
+/* A VPS is `running` once its SSH server answers. Waits for that; returns the port, or -1
+ * with MSG saying why not (the container ended, or the time ran out). */
+static int vps_wait_ready (struct docker *d, const struct dlaunch *l, char *msg, size_t mn)
+{
+    int64_t start = mono_ms (), deadline = start + l->ready_timeout_ms;
+    char path[300], tail[TAIL_MAX];
+    container_path (path, sizeof path, l->name, "/json");
+    for (;;) {
+        if (cancelled (l)) {
+            snprintf (msg, mn, "Killed before the VPS became reachable.");
+            return -1;
+        }
+        json_t *j = NULL;
+        struct err e = { 0 };
+        int code = docker_request (d, "GET", path, NULL, &j, API_TIMEOUT_MS, &e);
+        if (code == 404) {
+            json_decref (j);
+            snprintf (msg, mn, "the VPS container %s disappeared during setup", l->name);
+            return -1;
+        }
+        json_t *state = json_object_get (j, "State");
+        if (code >= 200 && code < 300 && !json_is_true (json_object_get (state, "Running"))) {
+            json_int_t ec = json_integer_value (json_object_get (state, "ExitCode"));
+            json_decref (j);
+            output_tail (d, l->name, tail, sizeof tail);
+            snprintf (msg, mn, "VPS setup failed: the container exited with code %d before its "
+                      "SSH server answered%s%s", (int)ec, tail[0] ? "; last output: " : "",
+                      tail);
+            return -1;
+        }
+        int port = code >= 200 && code < 300 ? published_port (j) : 0;
+        json_decref (j);
+        if (port > 0 && ssh_banner (l->probe_ip, port)) {
+            log_info ("task %" PRIu64 ".%d: VPS SSH server answers on port %d after %.1f s",
+                      l->task_id, l->attempt, port, (double)(mono_ms () - start) / 1000);
+            return port;
+        }
+        if (mono_ms () >= deadline) {
+            output_tail (d, l->name, tail, sizeof tail);
+            snprintf (msg, mn, "VPS setup failed: its SSH server did not answer within %ld s "
+                      "([vps] ready_timeout)%s%s", l->ready_timeout_ms / 1000,
+                      tail[0] ? "; last output: " : "", tail);
+            return -1;
+        }
+        struct timespec ts = { 0, VPS_READY_POLL_MS * 1000000L };
+        nanosleep (&ts, NULL);
+    }
+}
+
 static _Noreturn void run_shim (struct dlaunch *l)
 {
     setsid ();
@@ -607,6 +872,27 @@ static _Noreturn void run_shim (struct dlaunch *l)
             docker_request (d, "POST", path, NULL, NULL, API_TIMEOUT_MS, &ig);
         }
     }
+    if (l->vps) {
+        int port = vps_wait_ready (d, l, msg, sizeof msg);
+        if (port < 0) {
+            container_path (path, sizeof path, l->name, "?force=1&v=1");
+            struct err ig = { 0 };
+            docker_request (d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, &ig);
+            docker_close (d);
+            bool killed = cancelled (l);
+            shim_record (l, killed ? 128 + SIGKILL : START_FAILED_CODE, killed ? SIGKILL : 0,
+                         false, msg);
+            unlink (l->cancel_path);
+            _exit (0);
+        }
+        if (l->started_fd >= 0) {
+            char line[32];
+            int n = snprintf (line, sizeof line, "s %d\n", port);
+            shim_write_all (l->started_fd, line, (size_t)n);   /* `running` with the port */
+            close (l->started_fd);
+            l->started_fd = -1;
+        }
+    }
     if (l->started_fd >= 0) {
         shim_write_all (l->started_fd, "s", 1);   /* the runner reports `running` now */
         close (l->started_fd);
@@ -616,7 +902,15 @@ static _Noreturn void run_shim (struct dlaunch *l)
     /* Logs: from the start (a re-attaching shim rewrites the files from the beginning)
      * until the container stops. */
     struct log_sink sink = { .out_fd = l->out_fd, .err_fd = l->err_fd };
-    container_path (path, sizeof path, l->name, "/logs?follow=1&stdout=1&stderr=1");
+    if (l->vps && !l->create_body) {
+        /* following a VPS again: its files keep what they have, so only what comes now */
+        char q[96];
+        snprintf (q, sizeof q, "/logs?follow=1&stdout=1&stderr=1&since=%lld",
+                  (long long)time (NULL));
+        container_path (path, sizeof path, l->name, q);
+    } else {
+        container_path (path, sizeof path, l->name, "/logs?follow=1&stdout=1&stderr=1");
+    }
     e = (struct err){ 0 };
     int lc = docker_stream (d, "GET", path, log_chunk, &sink, 0, &e);
     if (lc < 0 || lc >= 400)
@@ -672,11 +966,25 @@ static pid_t spawn_shim (struct dlaunch *l, struct err *e)
 
 /* ---- executor operations --------------------------------------------------------------- */
 
+/* The VPS settings of a launch: how long to wait for sshd, and where to knock. */
+static void vps_launch (struct dlaunch *l, const struct exec_spec *s)
+{
+    l->ready_timeout_ms = (long)(s->ready_timeout > 0 ? s->ready_timeout : 300) * 1000;
+    const char *ip = s->publish_ip && *s->publish_ip ? s->publish_ip : "0.0.0.0";
+    if (strcmp (ip, "0.0.0.0") == 0)
+        ip = "127.0.0.1";
+    else if (strcmp (ip, "::") == 0)
+        ip = "::1";
+    snprintf (l->probe_ip, sizeof l->probe_ip, "%s", ip);
+}
+
 static int docker_start (struct executor *ex, const struct exec_spec *s, struct exec_task *out,
                          struct err *e)
 {
     struct dockerx *x = ex->impl;
-    if (!s->argv || !s->argv[0] || !*s->argv[0])
+    if (s->vps && (!s->argv || !s->argv[0])) {
+        /* a VPS runs VPS_SCRIPT; argv is only used for messages */
+    } else if (!s->argv || !s->argv[0] || !*s->argv[0])
         return err_set (e, EINVAL, "empty command");
     if (!s->image || !*s->image)
         return err_set (e, EINVAL, "no image to run");
@@ -684,7 +992,9 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
     if (!body)
         return -1;
     struct dlaunch l = { .out_fd = -1, .err_fd = -1, .started_fd = -1 };
-    launch_paths (x, s->task_id, s->attempt, &l);
+    launch_paths (x, s->task_id, s->attempt, s->vps, &l);
+    if (s->vps)
+        vps_launch (&l, s);
     l.create_body = json_dumps (body, JSON_COMPACT);
     json_decref (body);
     l.image = xstrdup (s->image);
@@ -720,7 +1030,7 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
     out->pidfd = shim_pidfd_open (pid);
     out->start_fd = sp[0];
     snprintf (out->cgroup, sizeof out->cgroup, "%s", l.name);
-    log_escape (s->argv[0], out->command, sizeof out->command);
+    log_escape (s->vps || !s->argv ? "sshd" : s->argv[0], out->command, sizeof out->command);
     dlaunch_free (&l);
     return 0;
 fail:
@@ -728,8 +1038,10 @@ fail:
     return -1;
 }
 
-/* The container's state: 1 exists (running/paused/created), 0 absent or ended, -1 error. */
-static int container_alive (struct dockerx *x, const char *name, int attempt, struct err *e)
+/* The container's state: 1 exists (running/paused/created/exited) for ATTEMPT, with
+ * *RUNNING saying whether it runs (or is paused); 0 absent or another attempt's; -1 error. */
+static int container_alive (struct dockerx *x, const char *name, int attempt, bool *running,
+                            struct err *e)
 {
     char path[300];
     container_path (path, sizeof path, name, "/json");
@@ -747,6 +1059,7 @@ static int container_alive (struct dockerx *x, const char *name, int attempt, st
         json_object_get (json_object_get (json_object_get (j, "Config"), "Labels"),
                          "hakuriver.attempt"));
     int rc = at && atoi (at) == attempt ? 1 : 0;
+    *running = json_is_true (json_object_get (json_object_get (j, "State"), "Running"));
     json_decref (j);
     return rc;
 }
@@ -772,23 +1085,59 @@ static int docker_adopt (struct executor *ex, struct exec_task *t, const struct 
     /* The shim is gone without a result: follow the container again, if it exists. */
     if (!t->cgroup[0])
         return 0;
-    int alive = container_alive (x, t->cgroup, t->attempt, e);
+    bool running = false;
+    int alive = container_alive (x, t->cgroup, t->attempt, &running, e);
     if (alive < 0)
         return -1;
     if (alive == 0)
         return 0;
+    bool vps = s && s->vps;
     struct dlaunch l = { .out_fd = -1, .err_fd = -1, .started_fd = -1 };
-    launch_paths (x, t->task_id, t->attempt, &l);
+    launch_paths (x, t->task_id, t->attempt, vps, &l);
     const char *out = s && s->stdout_path ? s->stdout_path : "/dev/null";
     const char *err = s && s->stderr_path ? s->stderr_path : "/dev/null";
-    if ((l.out_fd = open_output (out, e)) < 0 || (l.err_fd = open_output (err, e)) < 0) {
+    if (vps) {
+        /* A VPS lives as long as its container: one that stopped with its node (a reboot)
+         * starts again, and says when it is reachable, on which port, through the pipe. */
+        vps_launch (&l, s);
+        if (!running) {
+            char cp[300];
+            container_path (cp, sizeof cp, t->cgroup, "/start");
+            int code = docker_request (x->d, "POST", cp, NULL, NULL, API_TIMEOUT_MS, e);
+            if (code < 0 || (code >= 400 && code != 304)) {
+                dlaunch_free (&l);
+                return err_wrap (e, "cannot start VPS container %s again", t->cgroup);
+            }
+            log_info ("task %" PRIu64 ".%d: VPS container %s had stopped; started it again",
+                      t->task_id, t->attempt, t->cgroup);
+        }
+        int sp[2];
+        if (pipe2 (sp, O_CLOEXEC) < 0) {
+            dlaunch_free (&l);
+            return err_set (e, errno, "pipe: %s", strerror (errno));
+        }
+        l.started_fd = sp[1];
+        t->start_fd = sp[0];
+        fcntl (sp[0], F_SETFL, O_NONBLOCK);
+    }
+    /* VPS: sshd's log goes on after what is there; a task's logs are replayed from the
+     * start, so its files are rewritten. */
+    if ((l.out_fd = vps ? open_append (out, e) : open_output (out, e)) < 0
+        || (l.err_fd = vps ? open_append (err, e) : open_output (err, e)) < 0) {
         dlaunch_free (&l);
+        if (t->start_fd >= 0)
+            close (t->start_fd);
+        t->start_fd = -1;
         return -1;
     }
     pid_t pid = spawn_shim (&l, e);
     dlaunch_free (&l);
-    if (pid < 0)
+    if (pid < 0) {
+        if (t->start_fd >= 0)
+            close (t->start_fd);
+        t->start_fd = -1;
         return -1;
+    }
     log_info ("task %" PRIu64 ".%d: its shim was gone; following container %s again",
               t->task_id, t->attempt, t->cgroup);
     t->shim_pid = pid;

@@ -19,6 +19,7 @@
 #include "common/xalloc.h"
 #include "entry.h"
 #include "runner/numa.h"
+#include "runner/terminal.h"
 
 #define POLL_WAIT_S        25      /* long-poll wait sent to the host (it caps at 30) */
 #define BACKOFF_MIN_S      0.5
@@ -797,7 +798,9 @@ int runner_main (int argc, char **argv)
     if (pending > 0)
         log_info ("outbox: %" PRId64 " update(s) to deliver before registering", pending);
 
-    if (run_loop (r, sigfd) < 0)
+    int loop_rc = run_loop (r, sigfd);
+    terminal_shutdown (); /* open terminal sessions end before the process does */
+    if (loop_rc < 0)
         goto out;
     log_info ("stopped; %d task(s) left running", r->ntasks);
     rc = 0;

@@ -1,6 +1,7 @@
 /* supervise.c - runner task lifecycle: run/kill/pause/resume commands, adoption, reaping,
  * and the updates (outbox entries) each transition produces */
 #include "runner/runner.h"
+#include "runner/terminal.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -28,11 +29,13 @@ static struct executor *executor_for (struct runner *r, json_t *task)
 
 /* Appends one update to the outbox (committed with the rest of this loop iteration).
  * EXIT_CODE NULL = JSON null; MESSAGE, STARTED_AT, COMPLETED_AT NULL or "" = null. */
-static void report (struct runner *r, uint64_t task_id, int attempt, const char *status,
-                    const int *exit_code, const char *message, const char *started_at,
-                    const char *completed_at)
+static void report_port (struct runner *r, uint64_t task_id, int attempt, const char *status,
+                         const int *exit_code, const char *message, const char *started_at,
+                         const char *completed_at, int ssh_port)
 {
     json_t *u = json_object ();
+    if (ssh_port > 0)
+        json_object_set_new (u, "ssh_port", json_integer (ssh_port));
     json_object_set_new (u, "task_id", json_integer ((json_int_t)task_id));
     json_object_set_new (u, "attempt", json_integer (attempt));
     json_object_set_new (u, "status", json_string (status));
@@ -62,6 +65,13 @@ static void report (struct runner *r, uint64_t task_id, int attempt, const char 
         r->update_at = 0;   /* sent after this iteration's commit (a backoff is kept) */
     }
     free (body);
+}
+
+static void report (struct runner *r, uint64_t task_id, int attempt, const char *status,
+                    const int *exit_code, const char *message, const char *started_at,
+                    const char *completed_at)
+{
+    report_port (r, task_id, attempt, status, exit_code, message, started_at, completed_at, 0);
 }
 
 /* ---- task list ---------------------------------------------------------------------- */
@@ -227,6 +237,14 @@ static int spec_from_taskinfo (struct runner *r, uint64_t task_id, int attempt, 
     const char *command = opt_str (task, "command", NULL);
     if (!command || !*command)
         return err_set (e, EINVAL, "`command` must be a non-empty string");
+    if (strcmp (opt_str (task, "task_type", "command"), "vps") == 0) {
+        /* A VPS: `command` holds the authorized keys; the container runs sshd. */
+        s->vps = true;
+        s->ssh_keys = command;
+        s->ready_timeout = r->conf.vps_ready_timeout;
+        s->publish_ip = r->conf.vps_publish_address;
+        command = "sshd";
+    }
     json_t *args = json_object_get (task, "arguments");
     if (args && !json_is_null (args) && !json_is_array (args))
         return err_set (e, EINVAL, "`arguments` must be a list of strings");
@@ -337,6 +355,7 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
     t->ex = executor_for (r, task);
     if (t->ex->ops->start (t->ex, &b.spec, &et, &e) < 0)
         goto error;
+    bool b_vps = b.spec.vps;
     spec_buf_free (&b);
     t->et = et;
     snprintf (t->status, sizeof t->status, "%s", STATE_RUNNING);
@@ -345,7 +364,8 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
          * when it says the container started (supervise_started). */
         persist (r, t);
         report (r, t->et.task_id, t->et.attempt, ST_PENDING, NULL,
-                "Preparing the container (image check or load).", NULL, NULL);
+                b_vps ? "Starting the VPS container and waiting for its SSH server."
+                      : "Preparing the container (image check or load).", NULL, NULL);
     } else {
         runner_iso_now (t->started_at, sizeof t->started_at);
         persist (r, t);
@@ -355,7 +375,7 @@ static void start_task (struct runner *r, struct rtask *t, json_t *task)
     log_info ("task %" PRIu64 ".%d: starting -> running (%s, shim pid %d, %s %s): %s",
               t->et.task_id, t->et.attempt, t->ex->ops->name, (int)t->et.shim_pid,
               t->ex == r->ex ? "cgroup" : "container", t->et.cgroup,
-              log_escape (opt_str (task, "command", ""), cmd, sizeof cmd));
+              b_vps ? "VPS (sshd)" : log_escape (opt_str (task, "command", ""), cmd, sizeof cmd));
     return;
 error:
     spec_buf_free (&b);
@@ -501,14 +521,25 @@ static struct rtask *accept_run (struct runner *r, json_t *task)
         return NULL;
     }
     const char *type = opt_str (task, "task_type", "command");
-    if (strcmp (type, "command") != 0) {
+    bool vps = strcmp (type, "vps") == 0;
+    if (vps && executor_for (r, task) != r->docker) {
+        char now[32];
+        runner_iso_now (now, sizeof now);
+        report (r, id, attempt, ST_FAILED, NULL,
+                "A VPS needs a Docker container; container_name NULL is not possible.", NULL,
+                now);
+        if (state_task_finish (r->state, id, attempt, &e) < 0)
+            log_err ("task %" PRIu64 ".%d: %s", id, attempt, e.text);
+        return NULL;
+    }
+    if (strcmp (type, "command") != 0 && !vps) {
         char tbuf[32];
         log_warn ("task %" PRIu64 ".%d: refused: task type `%s` is not supported", id, attempt,
                   log_escape (type, tbuf, sizeof tbuf));
         char now[32];
         runner_iso_now (now, sizeof now);
         report (r, id, attempt, ST_FAILED, NULL,
-                "This runner only runs command tasks (VPS tasks need Docker).", NULL, now);
+                "This runner runs command and VPS tasks only.", NULL, now);
         if (state_task_finish (r->state, id, attempt, &e) < 0)
             log_err ("task %" PRIu64 ".%d: %s", id, attempt, e.text);
         return NULL;
@@ -580,6 +611,8 @@ void supervise_commands (struct runner *r, json_t *commands)
                 else
                     do_pause (r, id, attempt, op[0] == 'p');
             }
+        } else if (strcmp (op, "term") == 0) {
+            terminal_command (r, cmd); /* a thread dials the host back: never blocks */
         } else {
             char buf[64];
             log_warn ("ignoring unknown command `%s`", log_escape (op, buf, sizeof buf));
@@ -599,21 +632,31 @@ void supervise_commands (struct runner *r, json_t *commands)
 
 void supervise_started (struct runner *r, struct rtask *t)
 {
-    char c;
+    /* "s" (a task's container started) or "s <port>\n" (a VPS's SSH server answers), in
+     * one write of the shim */
+    char buf[32];
     ssize_t got;
-    while ((got = read (t->et.start_fd, &c, 1)) < 0 && errno == EINTR)
+    while ((got = read (t->et.start_fd, buf, sizeof buf - 1)) < 0 && errno == EINTR)
         ;
     if (got < 0 && errno == EAGAIN)
         return;
     close (t->et.start_fd);
     t->et.start_fd = -1;
-    if (got != 1)
+    if (got < 1 || buf[0] != 's')
         return;   /* the shim ended before starting the container: reaping reports it */
-    runner_iso_now (t->started_at, sizeof t->started_at);
+    buf[got] = '\0';
+    int port = got > 2 ? atoi (buf + 2) : 0;
+    if (port > 0 && port < 65536)
+        t->et.ssh_port = port;
+    if (!t->started_at[0])
+        runner_iso_now (t->started_at, sizeof t->started_at);
     persist (r, t);
     if (strcmp (t->status, STATE_RUNNING) == 0)
-        report (r, t->et.task_id, t->et.attempt, ST_RUNNING, NULL, NULL, t->started_at, NULL);
-    log_debug ("task %" PRIu64 ".%d: container started", t->et.task_id, t->et.attempt);
+        report_port (r, t->et.task_id, t->et.attempt, ST_RUNNING, NULL,
+                     t->et.ssh_port ? "VPS is reachable over SSH." : NULL, t->started_at, NULL,
+                     t->et.ssh_port);
+    log_debug ("task %" PRIu64 ".%d: container started%s", t->et.task_id, t->et.attempt,
+               t->et.ssh_port ? " (SSH answers)" : "");
 }
 
 void supervise_reap (struct runner *r, struct rtask *t)
@@ -708,6 +751,12 @@ void supervise_adopt_all (struct runner *r)
         json_decref (task);
         if (rc == 1) {
             adopted++;
+            if (t->et.start_fd >= 0 && strcmp (t->status, STATE_PAUSED) == 0) {
+                /* a VPS whose container had stopped (node reboot) was started again: it
+                 * runs now, and says so once its SSH server answers */
+                snprintf (t->status, sizeof t->status, "%s", STATE_RUNNING);
+                persist (r, t);
+            }
             log_info ("task %" PRIu64 ".%d: adopted (%s, shim pid %d)", s->task_id, s->attempt,
                       t->status, (int)t->et.shim_pid);
             if (strcmp (t->status, STATE_KILLING) == 0) {

@@ -184,6 +184,7 @@ extra_host () {
     for try in 1 2 3; do   # a free-looking port can still be taken: retry with another
         EXTRA_PORT=$(hr_free_port)
         sed -e "s|^host_port = .*|host_port = $EXTRA_PORT|" -e "s|^db_file = .*|db_file = \"$HR_DIR/$name.db\"|" \
+            -e "s|^host_ssh_proxy_port = .*|host_ssh_proxy_port = $(hr_free_port)|" \
             "$@" "$HR_CONF" > "$HR_DIR/$name.toml"
         $(hr_daemon_prefix "$name") hakuriver.host --config "$HR_DIR/$name.toml" >>"$HR_DIR/$name.log" 2>&1 &
         EXTRA_PID=$!

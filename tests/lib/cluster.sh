@@ -85,6 +85,7 @@ hr_setup () {
     HR_DIR=$(mktemp -d /tmp/hr-test.XXXXXX)
     HR_ENV_PREFIX=hrt$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     HR_PORT=$(hr_free_port)
+    HR_PROXY_PORT=$(hr_free_port)
     HR_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
     HR_JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
     mkdir -p "$HR_DIR/shared" "$HR_DIR/local"
@@ -94,6 +95,7 @@ hr_setup () {
 [network]
 host_bind_ip = "127.0.0.1"
 host_port = $HR_PORT
+host_ssh_proxy_port = $HR_PROXY_PORT
 host_reachable_address = "127.0.0.1"
 runner_address = "127.0.0.1"
 

@@ -303,7 +303,8 @@ static void test_round_trip (struct store *st)
     ok (store_task_max_id (st) == 7530375621982027776ULL, "max id");
 }
 
-/* A database left at version 2 (before max_running) is migrated and keeps its rows. */
+/* A database left at version 2 (before max_running and ssh_port) is migrated and keeps its
+ * rows. */
 static void test_migrate_v3 (void)
 {
     struct err e = { 0 };
@@ -317,29 +318,32 @@ static void test_migrate_v3 (void)
     store_close (st);
     sqlite3 *db;
     sqlite3_open (path, &db);
-    int rc = sqlite3_exec (db, "ALTER TABLE task DROP COLUMN max_running; PRAGMA user_version = 2;",
+    int rc = sqlite3_exec (db, "ALTER TABLE task DROP COLUMN max_running; ALTER TABLE task DROP COLUMN ssh_port;"
+                           " PRAGMA user_version = 2;",
                            NULL, NULL, NULL);
-    is_int (rc, SQLITE_OK, "drop the v3 column and set version 2");
+    is_int (rc, SQLITE_OK, "drop the v3 and v4 columns and set version 2");
     sqlite3_close (db);
     st = store_open (path, &e);
     ok (st != NULL, "a version 2 database opens: %s", e.text);
     if (!st)
         return;
-    is_int (store_schema_version (st), 3, "and is migrated to version 3");
+    is_int (store_schema_version (st), 4, "and is migrated to version 4");
     struct task *got = NULL;
     ok (store_task_get (st, 77, &got, &e) == 0 && got && got->batch_id == 70
-            && got->max_running == 0,
-        "its task is kept, without a throttle");
+            && got->max_running == 0 && got->ssh_port == 0,
+        "its task is kept, without a throttle or SSH port");
     if (got) {
         got->max_running = 3;
-        ok (store_task_update (st, got, &e) == 0, "the new column can be written");
+        got->ssh_port = 32791;
+        ok (store_task_update (st, got, &e) == 0, "the new columns can be written");
     }
     task_destroy (got);
     got = NULL;
     store_close (st);
     st = store_open (path, &e);
     store_task_get (st, 77, &got, &e);
-    ok (got && got->max_running == 3, "and the throttle survives a reopen (restart)");
+    ok (got && got->max_running == 3 && got->ssh_port == 32791,
+        "and the throttle and SSH port survive a reopen (restart)");
     task_destroy (got);
     store_close (st);
     snprintf (cmd, sizeof cmd, "rm -f '%s' '%s-wal' '%s-shm'", path, path, path);
@@ -677,7 +681,7 @@ int main (void)
         diag ("%s", e.text);
     if (!st)
         return done_testing ();
-    is_int (store_schema_version (st), 3, "schema version 3");
+    is_int (store_schema_version (st), 4, "schema version 4");
     ok (store_task_max_id (st) == 0, "max id of an empty store is 0");
     test_pragmas ();
     test_round_trip (st);
@@ -687,7 +691,7 @@ int main (void)
 
     st = store_open (dbpath, &e);
     ok (st != NULL, "reopen");
-    is_int (store_schema_version (st), 3, "the version is kept");
+    is_int (store_schema_version (st), 4, "the version is kept");
     struct task *got = NULL;
     store_task_get (st, 7530375621982027776ULL, &got, &e);
     ok (got && strcmp (got->command, "ssh-ed25519 AAAA key") == 0, "the data is kept");
