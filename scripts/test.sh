@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # test.sh - installs what the tests need, builds, and runs every test: unit tests, the
 # integration suite (a real host and runners on loopback), then the unit and integration
-# suites again under AddressSanitizer + UndefinedBehaviorSanitizer, and the native-task
-# workload with both daemons under valgrind (a memory error or definite leak fails it).
+# suites again under AddressSanitizer + UndefinedBehaviorSanitizer, and the native-task and
+# VPS workloads with both daemons under valgrind (a memory error or definite leak fails it).
 # Needs root (runners manage cgroups). Ends with prove's summary line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,8 @@ if [ "${SKIP_ASAN:-}" != 1 ]; then
         HR_ASAN=1 make BUILD=build-asan SANITIZE=address,undefined OPT="-O1 -g" check-integration || rc=1
 fi
 if [ "${SKIP_VALGRIND:-}" != 1 ]; then
-    HR_VALGRIND=1 make check-integration INTEGRATION_TESTS=tests/integration/t0200-native-tasks.t \
+    HR_VALGRIND=1 make check-integration \
+        INTEGRATION_TESTS="tests/integration/t0200-native-tasks.t tests/integration/t0700-vps.t" \
         || rc=1
 fi
 if [ $rc -eq 0 ]; then echo "ALL TESTS PASSED"; else echo "SOME TESTS FAILED"; fi
