@@ -34,9 +34,6 @@
  * wake curl_multi_poll (the socket is not in its wait set), which stalled the runner until
  * this timeout; 50 ms bounds that and costs ~0.3% CPU when idle. */
 #define MAX_SLEEP_MS       50
-/* Starts per loop iteration: at ~2 ms per fork + cgroup setup this bounds the time other
- * events (exits, replies) wait behind a large batch of runs to ~0.1 s. */
-#define START_BATCH        64
 
 double runner_now (void)
 {
@@ -553,8 +550,11 @@ static int run_loop (struct runner *r, int sigfd)
         }
         if (fds[0].revents) {
             handle_signals (r, sigfd);
-            if (r->stop)
-                break; /* queued starts and exits are picked up again on the next start */
+            if (r->stop) {
+                /* queued starts and exits are picked up again on the next start */
+                supervise_unstart_queued (r);
+                break;
+            }
         }
         /* Callbacks above never free tasks (only reaping does), so OWNERS is valid. */
         for (unsigned i = 1; i < nstart; i++)

@@ -500,9 +500,10 @@ void supervise_kill_list (struct runner *r, json_t *kill, const char *why)
     }
 }
 
-/* Phase 1 for one `run`: de-duplicates, refuses Docker tasks, persists the task as pending.
- * Returns the new pending task, or NULL when there is nothing to start. */
-static struct rtask *accept_run (struct runner *r, json_t *task)
+/* Phase 1 for one `run`: de-duplicates, refuses what cannot run, persists the task as
+ * pending, or as starting when START_NOW (it is started in this loop iteration: one commit
+ * instead of two). Returns the new task, or NULL when there is nothing to start. */
+static struct rtask *accept_run (struct runner *r, json_t *task, bool start_now)
 {
     uint64_t id;
     int attempt;
@@ -546,7 +547,7 @@ static struct rtask *accept_run (struct runner *r, json_t *task)
     }
     char *spec = json_dumps (task, JSON_COMPACT);
     struct state_task st = { .task_id = id, .attempt = attempt, .spec = spec };
-    snprintf (st.status, sizeof st.status, "%s", STATE_PENDING);
+    snprintf (st.status, sizeof st.status, "%s", start_now ? STATE_STARTING : STATE_PENDING);
     int rc = state_task_add (r->state, &st, &e);
     free (spec);
     if (rc != 0) {
@@ -556,6 +557,7 @@ static struct rtask *accept_run (struct runner *r, json_t *task)
     }
     struct rtask *t = task_new (r, id, attempt, STATE_PENDING);
     t->ex = executor_for (r, task);
+    t->start_recorded = start_now;
     return t;
 }
 
@@ -570,12 +572,19 @@ void supervise_commands (struct runner *r, json_t *commands)
     json_t *cmd;
 
     /* Phase 1: every new run is durably recorded before anything starts, so a crash
-     * after the fork cannot lose track of a task. One commit covers the whole batch. */
+     * after the fork cannot lose track of a task. One commit covers the whole batch. The
+     * runs this iteration will start (the start queue is empty, up to START_BATCH) are
+     * recorded `starting` at once: the commit before their fork is this one, and a crash
+     * after it fails them rather than running them twice, as supervise_start_queued's own
+     * commit would. */
     int nrun = 0;
+    bool start_now = r->startq_head == NULL;
     json_array_foreach (commands, i, cmd)
     {
         const char *op = opt_str (cmd, "op", "");
-        if (strcmp (op, "run") == 0 && (pending[i] = accept_run (r, json_object_get (cmd, "task"))))
+        if (strcmp (op, "run") == 0
+            && (pending[i] = accept_run (r, json_object_get (cmd, "task"),
+                                         start_now && nrun < START_BATCH)))
             nrun++;
     }
     if (state_commit (r->state, &e) < 0) {
@@ -806,12 +815,16 @@ int supervise_start_queued (struct runner *r, int max)
      * certainly never started (start it), a `starting` row may have been (fail it rather
      * than risk running it twice). One commit per batch. */
     struct err e = { 0 };
-    int n = 0;
-    for (struct rtask *q = r->startq_head; q && n < max; q = q->qnext, n++)
+    int n = 0, marked = 0;
+    for (struct rtask *q = r->startq_head; q && n < max; q = q->qnext, n++) {
+        if (q->start_recorded)
+            continue;   /* recorded `starting` when it was accepted, and committed */
+        marked++;
         if (state_task_set_status (r->state, q->et.task_id, q->et.attempt, STATE_STARTING, &e)
             < 0)
             log_err ("task %" PRIu64 ".%d: %s", q->et.task_id, q->et.attempt, e.text);
-    if (n && state_commit (r->state, &e) < 0) {
+    }
+    if (marked && state_commit (r->state, &e) < 0) {
         log_err ("cannot persist task starts, retrying: %s", e.text);
         return n;
     }
@@ -827,6 +840,19 @@ int supervise_start_queued (struct runner *r, int max)
     for (struct rtask *q = r->startq_head; q; q = q->qnext)
         left++;
     return left;
+}
+
+void supervise_unstart_queued (struct runner *r)
+{
+    struct err e = { 0 };
+    for (struct rtask *q = r->startq_head; q; q = q->qnext) {
+        if (!q->start_recorded)
+            continue;
+        q->start_recorded = false;
+        if (state_task_set_status (r->state, q->et.task_id, q->et.attempt, STATE_PENDING, &e)
+            < 0)
+            log_err ("task %" PRIu64 ".%d: %s", q->et.task_id, q->et.attempt, e.text);
+    }
 }
 
 /* Without a pidfd: whether the shim has exited. Our own child stays a zombie (kill(0)
