@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli/args.h"
 #include "cli/output.h"
@@ -25,6 +26,14 @@ const char *cli_prog_name (const char *word)
         if (strcmp (base, names[i]) == 0)
             return full[i];
     return base;
+}
+
+void cli_sleep (double seconds)
+{
+    struct timespec ts = { .tv_sec = (time_t)seconds,
+                           .tv_nsec = (long)((seconds - (double)(time_t)seconds) * 1e9) };
+    while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
+        ;
 }
 
 int cli_usage_error (const struct cli *cli, const char *msg)

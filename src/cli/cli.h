@@ -42,6 +42,9 @@ int cli_dispatch (int argc, char **argv, void (*usage) (FILE *out),
  * through the link or as `hakuriver task`. */
 const char *cli_prog_name (const char *word);
 
+/* Sleeps SECONDS (fractions allowed), resuming after signals. */
+void cli_sleep (double seconds);
+
 /* Prints "PROG: error: MSG" and "Run `PROG --help` for usage." to stderr; returns CLI_USAGE. */
 int cli_usage_error (const struct cli *cli, const char *msg);
 

@@ -77,13 +77,6 @@ static void usage (FILE *out)
              "with --wait), 2 usage error.\n");
 }
 
-static void sleep_seconds (double s)
-{
-    struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 static void print_clean_line (FILE *out, const char *fmt_prefix, const char *a, const char *b)
 {
     char *ca = output_clean (a), *cb = output_clean (b);
@@ -143,10 +136,10 @@ static int wait_tasks (struct cli *cli, const json_t *ids, double interval, json
                 rc = CLI_FAIL;
             /* 0.3 spaces its requests out when many tasks are pending */
             if (pending > 5)
-                sleep_seconds (0.05);
+                cli_sleep (0.05);
         }
         if (pending)
-            sleep_seconds (interval);
+            cli_sleep (interval);
     }
     if (rc != CLI_OK)
         fprintf (stderr, "One or more tasks did not complete successfully.\n");

@@ -61,13 +61,6 @@ static void usage (FILE *out)
              "a VPS that failed to start), 2 usage error.\n");
 }
 
-static void sleep_seconds (double s)
-{
-    struct timespec ts = { .tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9) };
-    while (nanosleep (&ts, &ts) < 0 && errno == EINTR)
-        ;
-}
-
 /* "~/x" -> "$HOME/x"; anything else copied. Caller frees. */
 static char *expand_home (const char *path)
 {
@@ -184,7 +177,7 @@ static int wait_running (struct cli *cli, const char *id, json_t **task_out)
             if (last_try)
                 break;
             failures++;
-            sleep_seconds (WAIT_POLL_S * 2);
+            cli_sleep (WAIT_POLL_S * 2);
             continue;
         }
         failures = 0;
@@ -218,7 +211,7 @@ static int wait_running (struct cli *cli, const char *id, json_t **task_out)
             said_pending = true;
         }
         json_decref (t);
-        sleep_seconds (WAIT_POLL_S);
+        cli_sleep (WAIT_POLL_S);
     }
     free (path);
     return rc;
