@@ -8,7 +8,7 @@
 # then runs, in this order (each on an idle cluster):
 #   3. submit->start latency   sequential submits of a probe that stamps its start time
 #   2. makespan                1000 trivial tasks from submit to the last completion
-#   4. daemon CPU              host+runner utime+stime over the makespan window
+#   4. daemon CPU              host+runner+spawner utime+stime over the makespan window
 #   1. submit throughput       8 keep-alive clients for BENCH_SUBMIT_S seconds
 #   5. host RSS                100k finished tasks in the store (rows added with sqlite3
 #                              while the host is stopped), /tasks page latency at that size
@@ -56,8 +56,11 @@ drain 60
 
 # ---- 2 + 4. makespan and daemon CPU ---------------------------------------------------
 RSS_IDLE=$(rss_kb "$HOST_PID")
+# The runner's shim spawner (runner/spawner.h) is a daemon process too; the shims it forks
+# (one per task, each living as long as its task) are not counted, as the tasks are not.
+SPAWNER_PID=$(pgrep -P "$RUNNER_PID" -x hr-spawner | head -1)
 step makespan "$LOAD" makespan --url "$URL" --token "$TOKEN" -c 8 -n "$TASKS" -C "$CORES" \
-    -p "$HOST_PID,$RUNNER_PID"
+    -p "$HOST_PID,$RUNNER_PID${SPAWNER_PID:+,$SPAWNER_PID}"
 MK=$OUT
 drain 120
 
@@ -76,14 +79,19 @@ HAVE=$(sqlite3 "$DIR/host.db" "SELECT count(*) FROM task")
 ADD=$((STORE_ROWS - HAVE))
 if [ "$ADD" -gt 0 ]; then
     # copies of a real finished task, with ids (and times) 1 ms apart before the oldest
-    # task so far: the snowflake layout (ms << 22) and the id order stay realistic
+    # task so far: the snowflake layout (ms << 22) and the id order stay realistic; the
+    # columns are named, so those added by later schema versions keep their defaults
     sqlite3 -cmd '.timeout 5000' "$DIR/host.db" <<SQL || BROKEN=1
 BEGIN;
 CREATE TEMP TABLE tpl AS SELECT * FROM task WHERE status = 'completed'
     ORDER BY task_id DESC LIMIT 1;
 CREATE TEMP TABLE lo AS SELECT min(task_id) AS id FROM task;
 WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < $ADD)
-INSERT INTO task SELECT
+INSERT INTO task (task_id, task_type, batch_id, command, arguments, env_vars, required_cores,
+    required_gpus, required_memory_bytes, status, assigned_node_id, target,
+    target_numa_node_id, container_name, stdout_path, stderr_path, exit_code, error_message,
+    submitted_at, started_at, completed_at, attempt, retries_left, assignment_suspicion_count)
+SELECT
     lo.id - (k.i << 22), tpl.task_type, lo.id - (k.i << 22), tpl.command, tpl.arguments,
     tpl.env_vars, tpl.required_cores, tpl.required_gpus, tpl.required_memory_bytes,
     tpl.status, tpl.assigned_node_id, tpl.target, tpl.target_numa_node_id,
@@ -140,7 +148,7 @@ echo
 echo "details:"
 echo "  latency:  $LAT"
 echo "  makespan: $MK"
-echo "  daemon CPU over the makespan window (host,runner): $(kv cpu_by_pid_s "$MK") s"
+echo "  daemon CPU over the makespan window (host,runner,spawner): $(kv cpu_by_pid_s "$MK") s"
 echo "  submit:   $SUB"
 echo "  pages:    $PG"
 echo "  host RSS kB: idle $RSS_IDLE, after runs $RSS_AFTER_RUNS, restart with $ROWS rows" \

@@ -30,6 +30,11 @@ int log_open_file (const char *path)
     return 0;
 }
 
+int log_file_fd (void)
+{
+    return log_sink && log_sink != stderr ? fileno (log_sink) : -1;
+}
+
 int log_level_parse (const char *s, enum log_level *out)
 {
     static const char *names[] = { "error", "warning", "info", "debug" };

@@ -10,6 +10,8 @@ extern enum log_level log_level_current;
 void log_init (const char *progname, enum log_level level);
 /* Opens PATH for appending as the sink (default: stderr). Returns 0 or -1. */
 int log_open_file (const char *path);
+/* The descriptor of the file opened by log_open_file, or -1 when logging goes to stderr. */
+int log_file_fd (void);
 /* Parses "error|warning|info|debug". Returns 0 or -1. */
 int log_level_parse (const char *s, enum log_level *out);
 void log_write (enum log_level level, const char *fmt, ...)

@@ -1,7 +1,8 @@
 /* exec_docker.c - the Docker executor: a task runs as container hakuriver-task-<id>,
  * driven through the Docker Engine API by a per-task shim process that outlives the runner.
  *
- *   runner ──fork──> shim (setsid, comm "hr-shim")
+ *   runner ──spawner──> shim (setsid, comm "hr-shim"; forked by the hr-spawner helper,
+ *                             runner/spawner.h)
  *                      1. image: for an environment, load the newest tarball
  *                         <shared_dir>/<container_dir>/<env>-<ts>.tar when it is newer than
  *                         the local hakuriver/<env>:base (one load per image at a time: flock)
@@ -48,6 +49,7 @@
 #include "runner/exec.h"
 #include "runner/numa.h"
 #include "runner/shim.h"
+#include "runner/spawner.h"
 
 /* Messages and paths are cut at their buffer size on purpose (snprintf). */
 #pragma GCC diagnostic ignored "-Wformat-truncation"
@@ -952,15 +954,42 @@ static _Noreturn void run_shim (struct dlaunch *l)
     _exit (0);
 }
 
-/* Forks the shim for L. Returns its pid or -1. */
-static pid_t spawn_shim (struct dlaunch *l, struct err *e)
+/* The spawner's handler (see spawner.h): MSG is what spawn_shim packed. */
+static int docker_spawn_kind = -1;
+
+static void docker_shim_main (char *msg, size_t len, const int *fds, int nfds)
+{
+    struct spawn_reader r = { .p = msg, .left = len };
+    struct dlaunch l;
+    spawn_read (&r, &l, sizeof l);
+    l.create_body = (char *)spawn_read_str (&r);
+    l.image = (char *)spawn_read_str (&r);
+    l.environment = (char *)spawn_read_str (&r);
+    l.tar_dir = (char *)spawn_read_str (&r);
+    l.socket = spawn_read_str (&r);
+    if (r.bad || nfds != 3)
+        _exit (127);
+    l.out_fd = fds[0];
+    l.err_fd = fds[1];
+    l.started_fd = fds[2];
+    run_shim (&l);
+}
+
+/* Starts the shim for L through the spawner. Returns its pid (and a pidfd for it in
+ * *PIDFD, or -1) or -1. */
+static pid_t spawn_shim (struct dlaunch *l, int *pidfd, struct err *e)
 {
     unlink (l->exit_path);
-    pid_t pid = fork ();
-    if (pid < 0)
-        return err_set (e, errno, "fork: %s", strerror (errno));
-    if (pid == 0)
-        run_shim (l);
+    struct spawn_msg m = { 0 };
+    spawn_msg_put (&m, l, sizeof *l);
+    spawn_msg_put_str (&m, l->create_body);
+    spawn_msg_put_str (&m, l->image);
+    spawn_msg_put_str (&m, l->environment);
+    spawn_msg_put_str (&m, l->tar_dir);
+    spawn_msg_put_str (&m, l->socket);
+    int fds[3] = { l->out_fd, l->err_fd, l->started_fd };
+    pid_t pid = spawner_spawn (docker_spawn_kind, m.buf, m.len, fds, 3, pidfd, e);
+    spawn_msg_free (&m);
     return pid;
 }
 
@@ -1018,7 +1047,8 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
         goto fail;
     }
     l.started_fd = sp[1];
-    pid_t pid = spawn_shim (&l, e);
+    int pidfd = -1;
+    pid_t pid = spawn_shim (&l, &pidfd, e);
     if (pid < 0) {
         close (sp[0]);
         goto fail;
@@ -1027,7 +1057,7 @@ static int docker_start (struct executor *ex, const struct exec_spec *s, struct 
     out->task_id = s->task_id;
     out->attempt = s->attempt;
     out->shim_pid = pid;
-    out->pidfd = shim_pidfd_open (pid);
+    out->pidfd = pidfd;
     out->start_fd = sp[0];
     snprintf (out->cgroup, sizeof out->cgroup, "%s", l.name);
     log_escape (s->vps || !s->argv ? "sshd" : s->argv[0], out->command, sizeof out->command);
@@ -1130,7 +1160,8 @@ static int docker_adopt (struct executor *ex, struct exec_task *t, const struct 
         t->start_fd = -1;
         return -1;
     }
-    pid_t pid = spawn_shim (&l, e);
+    int pidfd = -1;
+    pid_t pid = spawn_shim (&l, &pidfd, e);
     dlaunch_free (&l);
     if (pid < 0) {
         if (t->start_fd >= 0)
@@ -1141,7 +1172,7 @@ static int docker_adopt (struct executor *ex, struct exec_task *t, const struct 
     log_info ("task %" PRIu64 ".%d: its shim was gone; following container %s again",
               t->task_id, t->attempt, t->cgroup);
     t->shim_pid = pid;
-    t->pidfd = shim_pidfd_open (pid);
+    t->pidfd = pidfd;
     return 1;
 }
 
@@ -1293,6 +1324,7 @@ struct executor *exec_docker_create (const struct exec_docker_conf *conf, struct
     struct docker *d = docker_open (conf->socket, e);
     if (!d)
         return NULL;
+    docker_spawn_kind = spawner_register (docker_shim_main);
     struct dockerx *x = xcalloc (1, sizeof *x);
     x->d = d;
     x->conf.state_dir = xstrdup (conf->state_dir);

@@ -1,8 +1,9 @@
 /* exec_native.c - the native executor: a task runs as a plain process tree in its own
  * cgroup, supervised by a small "shim" process that outlives the runner.
  *
- *   runner ──fork──> shim (setsid, comm "hr-shim", outside the task cgroup)
- *                      └─fork──> task (joins the task cgroup, drops privileges, execvp)
+ *   runner ──spawner──> shim (setsid, comm "hr-shim", outside the task cgroup; forked by
+ *                        │   the hr-spawner helper, see spawner.h)
+ *                        └─fork──> task (joins the task cgroup, drops privileges, execvp)
  *
  * The shim waits for the task and writes <state_dir>/<id>-<attempt>.exit ("<exit code>
  * <signal>\n", renamed into place), then exits. The runner watches the shim through
@@ -12,9 +13,10 @@
  *
  * start() does not wait for the exec: the task writes its errno to a close-on-exec pipe
  * when a step before execvp fails (the pipe simply closes when execvp succeeds); the shim
- * reads it and records it in the exit file, so collect() reports "cannot execute ...". Everything that may allocate (user lookup, environment,
- * paths) happens in the runner before the first fork; the forked processes only make
- * system calls. */
+ * reads it and records it in the exit file, so collect() reports "cannot execute ...".
+ * Everything that may fail (user lookup, environment, paths, output files) happens in the
+ * runner; the shim gets the prepared launch as a message (native_shim_main) and from then
+ * on only makes system calls. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -39,6 +41,7 @@
 #include "runner/exec.h"
 #include "runner/numa.h"
 #include "runner/shim.h"
+#include "runner/spawner.h"
 
 extern char **environ;
 
@@ -440,6 +443,25 @@ static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
     _exit (0);
 }
 
+/* The spawner's handler (see spawner.h): MSG is what native_start packed. */
+static int native_spawn_kind = -1;
+
+static void native_shim_main (char *msg, size_t len, const int *fds, int nfds)
+{
+    struct spawn_reader r = { .p = msg, .left = len };
+    struct launch l;
+    spawn_read (&r, &l, sizeof l);
+    l.argv = spawn_read_strv (&r);
+    l.envp = spawn_read_strv (&r);
+    l.workdir = spawn_read_str (&r);
+    if (r.bad || nfds != 5 || !l.argv || !l.envp || !l.workdir)
+        _exit (127);
+    l.out_fd = fds[0];
+    l.err_fd = fds[1];
+    l.null_fd = fds[2];
+    run_shim (&l, fds[3], fds[4]);
+}
+
 /* ---- executor operations ------------------------------------------------------------- */
 
 static int native_start (struct executor *ex, const struct exec_spec *s, struct exec_task *out,
@@ -480,24 +502,26 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
         err_set (e, errno, "pipe: %s", strerror (errno));
         goto fail_launch;
     }
-    pid_t shim = fork ();
-    if (shim < 0) {
-        err_set (e, errno, "fork: %s", strerror (errno));
-        close (pfd[0]);
-        close (pfd[1]);
-        goto fail_launch;
-    }
-    if (shim == 0)
-        run_shim (&l, pfd[0], pfd[1]);
-    /* The runner does not wait for the exec (moving the task into its v1 cgroups alone can
-     * take 10-30 ms): a failure before execvp reaches collect() through the exit file. */
+    struct spawn_msg m = { 0 };
+    spawn_msg_put (&m, &l, sizeof l);
+    spawn_msg_put_strv (&m, l.argv);
+    spawn_msg_put_strv (&m, l.envp);
+    spawn_msg_put_str (&m, l.workdir);
+    int fds[5] = { l.out_fd, l.err_fd, l.null_fd, pfd[0], pfd[1] };
+    int pidfd = -1;
+    pid_t shim = spawner_spawn (native_spawn_kind, m.buf, m.len, fds, 5, &pidfd, e);
+    spawn_msg_free (&m);
+    /* The runner does not wait for the exec (moving the task into its v1 cgroups can take
+     * a while): a failure before execvp reaches collect() through the exit file. */
     close (pfd[0]);
     close (pfd[1]);
+    if (shim < 0)
+        goto fail_launch;
 
     out->task_id = s->task_id;
     out->attempt = s->attempt;
     out->shim_pid = shim;
-    out->pidfd = shim_pidfd_open (shim);
+    out->pidfd = pidfd;
     out->start_fd = -1;
     memcpy (out->cgroup, rel, strlen (rel) + 1);
     log_escape (s->argv[0], out->command, sizeof out->command);
@@ -654,6 +678,7 @@ static const struct exec_ops native_ops = {
 struct executor *exec_native_create (const char *state_dir, const char *cgroup_root,
                                      struct err *e)
 {
+    native_spawn_kind = spawner_register (native_shim_main);
     struct native *n = xcalloc (1, sizeof *n);
     n->state_dir = xstrdup (state_dir);
     if (cgroup_detect (cgroup_root, NULL, NULL, &n->cg, e) < 0) {

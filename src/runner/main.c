@@ -19,6 +19,7 @@
 #include "common/xalloc.h"
 #include "entry.h"
 #include "runner/numa.h"
+#include "runner/spawner.h"
 #include "runner/terminal.h"
 
 #define POLL_WAIT_S        25      /* long-poll wait sent to the host (it caps at 30) */
@@ -759,6 +760,12 @@ int runner_main (int argc, char **argv)
         log_err ("Docker executor: %s", e.text);
         goto out;
     }
+    /* Shims are forked by a small helper from now on (spawner.h): both executors have
+     * registered their shim handlers, and the runner has not grown yet. */
+    if (spawner_start (log_file_fd (), &e) < 0) {
+        log_warn ("cannot start the shim spawner (%s); forking shims from the runner", e.text);
+        err_clear (&e);
+    }
     if (exec_docker_ping (r->docker, &e) < 0)
         log_warn ("Docker tasks will fail until the engine answers: %s", e.text);
 
@@ -807,6 +814,7 @@ int runner_main (int argc, char **argv)
 out:
     if (sigfd >= 0)
         close (sigfd);
+    spawner_stop ();
     runner_free (r);
     return rc;
 }
