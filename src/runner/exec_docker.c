@@ -9,7 +9,8 @@
  *                         and prune the image it replaced; for --image, pull when missing
  *                      2. create + start the container (limits, mounts, labels)
  *                      3. follow its logs into the task's stdout/stderr files while it runs
- *                      4. wait, inspect (exit code, State.OOMKilled), remove
+ *                      4. inspect when the log stream ends (exit code, State.OOMKilled;
+ *                         /wait first only if it still runs), remove
  *                      5. write <state_dir>/<id>-<attempt>.exit ("<code> <signal> <oom> D\n"
  *                         + message line), renamed into place
  *
@@ -919,31 +920,47 @@ static _Noreturn void run_shim (struct dlaunch *l)
         log_warn ("task %" PRIu64 ".%d: cannot follow the logs of %s: %s", l->task_id,
                   l->attempt, l->name, e.text);
 
-    container_path (path, sizeof path, l->name, "/wait");
-    json_t *j = NULL;
-    e = (struct err){ 0 };
-    int wc = docker_request (d, "POST", path, NULL, &j, 0, &e);
+    /* A followed log stream ends when the container stops, so one inspect then gives the
+     * exit code and the OOM verdict. /wait only when the stream broke off early or the
+     * container still runs (one engine call less per task than wait + inspect). */
+    bool need_wait = lc < 0 || lc >= 400;
     int code = -1;
-    if (wc >= 200 && wc < 300 && json_is_integer (json_object_get (j, "StatusCode")))
-        code = (int)json_integer_value (json_object_get (j, "StatusCode"));
-    json_decref (j);
-    j = NULL;
-    container_path (path, sizeof path, l->name, "/json");
     bool oom = false;
-    e = (struct err){ 0 };
-    int ic = docker_request (d, "GET", path, NULL, &j, API_TIMEOUT_MS, &e);
-    if (ic >= 200 && ic < 300) {
+    for (int round = 0; round < 2; round++) {
+        json_t *j = NULL;
+        if (need_wait) {
+            container_path (path, sizeof path, l->name, "/wait");
+            e = (struct err){ 0 };
+            int wc = docker_request (d, "POST", path, NULL, &j, 0, &e);
+            if (wc >= 200 && wc < 300 && json_is_integer (json_object_get (j, "StatusCode")))
+                code = (int)json_integer_value (json_object_get (j, "StatusCode"));
+            json_decref (j);
+            j = NULL;
+        }
+        container_path (path, sizeof path, l->name, "/json");
+        e = (struct err){ 0 };
+        int ic = docker_request (d, "GET", path, NULL, &j, API_TIMEOUT_MS, &e);
         json_t *state = json_object_get (j, "State");
-        oom = json_is_true (json_object_get (state, "OOMKilled"));
-        if (json_is_integer (json_object_get (state, "ExitCode")))
-            code = (int)json_integer_value (json_object_get (state, "ExitCode"));
-        const char *err = json_string_value (json_object_get (state, "Error"));
-        if (err && *err)
-            snprintf (msg, sizeof msg, "%s", err);
-    } else if (code < 0) {
-        snprintf (msg, sizeof msg, "lost track of container %s: %s", l->name, e.text);
+        if (ic >= 200 && ic < 300 && !need_wait
+            && (json_is_true (json_object_get (state, "Running"))
+                || json_is_true (json_object_get (state, "Paused")))) {
+            json_decref (j);
+            need_wait = true;       /* the stream ended but the container did not */
+            continue;
+        }
+        if (ic >= 200 && ic < 300) {
+            oom = json_is_true (json_object_get (state, "OOMKilled"));
+            if (json_is_integer (json_object_get (state, "ExitCode")))
+                code = (int)json_integer_value (json_object_get (state, "ExitCode"));
+            const char *err = json_string_value (json_object_get (state, "Error"));
+            if (err && *err)
+                snprintf (msg, sizeof msg, "%s", err);
+        } else if (code < 0) {
+            snprintf (msg, sizeof msg, "lost track of container %s: %s", l->name, e.text);
+        }
+        json_decref (j);
+        break;
     }
-    json_decref (j);
     container_path (path, sizeof path, l->name, "?force=1&v=1");
     struct err ig = { 0 };
     docker_request (d, "DELETE", path, NULL, NULL, API_TIMEOUT_MS, &ig);
