@@ -61,11 +61,14 @@ echo "   cli_p50_ms=$CLI_P50 cli_per_s=$CLI_RATE" >&2
 # one run and 216 ms in the next), more than the overhead measured. So raw and HakuRiver take
 # turns: ROUNDS rounds of LAT_N/ROUNDS starts each, and the overhead is the median of the
 # rounds' p50 differences (a paired comparison); the p50/p95 shown are medians over rounds.
+# Both sides start one container every 2.5 s (HakuRiver's starts must not overlap the
+# previous task's teardown; the raw side gets the same cadence, since an engine left idle
+# between starts answers more slowly than one kept busy).
 median () { sort -n | awk '{v[NR]=$1} END {printf "%.1f", (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}'; }
 K=$(( LAT_N / ROUNDS )); [ "$K" -ge 5 ] || K=5
 raw_p50s=() raw_p95s=() hr_p50s=() hr_p95s=() diffs=()
 for round in $(seq 1 "$ROUNDS"); do
-    step "raw-latency round $round" "$RAW" serial -n "$K" -i "$IMAGE" -b "$SD" \
+    step "raw-latency round $round" "$RAW" serial -n "$K" -s 2500 -i "$IMAGE" -b "$SD" \
         -H /shared/bin/hr-stamp -D /shared/lat
     rp=$(kv start_p50_ms "$OUT"); raw_p50s+=("$rp"); raw_p95s+=("$(kv start_p95_ms "$OUT")")
     step "hr-latency round $round" "$LOAD" latency --url "$URL" --token "$TOKEN" -n "$K" -s 2500 \

@@ -1,8 +1,8 @@
 /* docker_raw.c - the baseline for the Docker benchmark: the same trivial containers run
  * straight through the Docker Engine API (create, start, wait, remove), no HakuRiver.
  *
- *   hr-docker-raw serial   -n N -i IMAGE -b HOST_DIR -H HELPER -D DIR
- *       N containers one after another, each running HELPER DIR (the stamp probe, seen inside
+ *   hr-docker-raw serial   -n N -i IMAGE -b HOST_DIR -H HELPER -D DIR [-s SPACING_MS]
+ *       N containers one after another (with -s: one create every SPACING_MS), each running HELPER DIR (the stamp probe, seen inside
  *       the container through the bind mount HOST_DIR:/shared); prints the p50/p95 of
  *       create-call -> process start (from the probe's stamp) and of the whole lifecycle.
  *   hr-docker-raw makespan -n N -c CONCURRENCY -i IMAGE -b HOST_DIR
@@ -22,7 +22,7 @@
 #include "common/docker_api.h"
 
 static struct {
-    int n, conc;
+    int n, conc, spacing_ms;
     const char *image, *bind, *helper, *dir;
 } O = { .n = 20, .conc = 2 };
 
@@ -90,7 +90,16 @@ static int cmd_serial (void)
     }
     double *lat = calloc ((size_t)O.n, sizeof *lat), *life = calloc ((size_t)O.n, sizeof *life);
     int n = 0;
+    double next = now_real ();
     for (int i = 0; i < O.n; i++) {
+        /* -s: one create every SPACING ms, the cadence hr-load uses for HakuRiver's submits
+         * (an engine left idle between starts is slower than one kept busy) */
+        double wait = next - now_real ();
+        if (O.spacing_ms > 0 && wait > 0) {
+            struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+            nanosleep (&ts, NULL);
+        }
+        next += O.spacing_ms / 1000.0;
         char name[64], envv[64], hostdir[4200];
         snprintf (name, sizeof name, "hr-bench-raw-%d-%d", (int)getpid (), i);
         snprintf (envv, sizeof envv, "HAKURIVER_TASK_ID=raw%d", i);
@@ -183,13 +192,13 @@ int main (int argc, char **argv)
 {
     if (argc < 2) {
         fprintf (stderr, "usage: hr-docker-raw serial|makespan -n N -c CONC -i IMAGE -b HOST_DIR "
-                         "[-H HELPER -D DIR]\n");
+                         "[-H HELPER -D DIR] [-s SPACING_MS]\n");
         return 2;
     }
     const char *cmd = argv[1];
     optind = 2;
     int c;
-    while ((c = getopt (argc, argv, "n:c:i:b:H:D:")) != -1) {
+    while ((c = getopt (argc, argv, "n:c:i:b:H:D:s:")) != -1) {
         switch (c) {
         case 'n': O.n = atoi (optarg); break;
         case 'c': O.conc = atoi (optarg); break;
@@ -197,6 +206,7 @@ int main (int argc, char **argv)
         case 'b': O.bind = optarg; break;
         case 'H': O.helper = optarg; break;
         case 'D': O.dir = optarg; break;
+        case 's': O.spacing_ms = atoi (optarg); break;
         default: return 2;
         }
     }

@@ -3,7 +3,7 @@
  *
  *   runner ──spawner──> shim (setsid, comm "hr-shim", outside the task cgroup; forked by
  *                        │   the hr-spawner helper, see spawner.h)
- *                        └─fork──> task (joins the task cgroup, drops privileges, execvp)
+ *                        └─vfork──> task (joins the task cgroup, drops privileges, execvp)
  *
  * The shim waits for the task and writes <state_dir>/<id>-<attempt>.exit ("<exit code>
  * <signal>\n", renamed into place), then exits. The runner watches the shim through
@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -352,6 +353,41 @@ static _Noreturn void run_task (const struct launch *l, int errfd)
     child_fail (errfd, STAGE_EXEC);
 }
 
+struct task_args {
+    const struct launch *l;
+    int err_r, err_w;
+};
+
+static int task_entry (void *arg)
+{
+    struct task_args *a = arg;
+    close (a->err_r);
+    run_task (a->l, a->err_w);
+}
+
+/* Starts the task process. It shares the shim's memory until its execvp (clone with
+ * CLONE_VM | CLONE_VFORK on a stack of its own, as posix_spawn does): nothing is copied,
+ * and run_task only makes system calls. Sanitizer builds fork instead (their runtime keeps
+ * per-thread state that such a child would share). Returns the pid or -1. */
+static pid_t start_task_process (const struct launch *l, int err_r, int err_w)
+{
+    struct task_args a = { l, err_r, err_w };
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    pid_t pid = fork ();
+    if (pid == 0)
+        task_entry (&a);
+    return pid;
+#else
+    enum { STACK = 256 * 1024 };
+    /* Not unmapped: the shim exits soon after its task. */
+    char *stack = mmap (NULL, STACK, PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED)
+        return -1;
+    return clone (task_entry, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
+#endif
+}
+
 /* Writes "<exit code> <signal> [<stage> <errno>]\n" to the exit file, atomically (rename).
  * STAGE is non-zero when the task failed before execvp. */
 static void shim_record (const struct launch *l, int code, int sig, int stage, int err)
@@ -402,14 +438,10 @@ static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
     }
     syscall (SYS_close_range, from, ~0U, 0);
 
-    pid_t child = fork ();
+    pid_t child = start_task_process (l, err_r, err_w);
     if (child < 0) {
         shim_record (l, 127, 0, STAGE_FORK, errno);
         _exit (0);
-    }
-    if (child == 0) {
-        close (err_r);
-        run_task (l, err_w);
     }
     close (err_w);
     close (l->out_fd);
