@@ -293,9 +293,11 @@ static _Noreturn void helper_main (int sock, pid_t parent)
             helper_child (sock, &q, recv_fds[0], fds);
         int err = errno;
         int pidfd = pid > 0 ? pidfd_open_ (pid) : -1;
+        if (pid > 0)
+            err = pidfd < 0 ? errno : 0;  /* why there is no pidfd (ENOSYS under valgrind) */
         for (int i = 0; i < nrecv; i++)
             close (recv_fds[i]);
-        reply (sock, pid > 0 ? pid : -1, pid > 0 ? 0 : err, pidfd);
+        reply (sock, pid > 0 ? pid : -1, err, pidfd);
         if (pidfd >= 0)
             close (pidfd);
     }
@@ -452,6 +454,8 @@ static pid_t recv_rep (int *pidfd, struct err *e)
     }
     if (rep.pid <= 0)
         return err_set (e, rep.err, "the shim spawner cannot fork: %s", strerror (rep.err));
+    if (*pidfd < 0)
+        errno = rep.err ? rep.err : EBADF;   /* for the caller's message */
     return rep.pid;
 }
 

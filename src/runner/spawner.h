@@ -50,7 +50,8 @@ void spawner_stop (void);
 pid_t spawner_pid (void);
 
 /* Starts a child running handler KIND with MSG and FDS. Returns the child's pid and stores a
- * pidfd for it in *PIDFD (-1 when none could be opened); -1 with E set on failure. */
+ * pidfd for it in *PIDFD (-1 when none could be opened, errno saying why); -1 with E set on
+ * failure. */
 pid_t spawner_spawn (int kind, const void *msg, size_t len, const int *fds, int nfds,
                      int *pidfd, struct err *e);
 
