@@ -6,8 +6,10 @@ want=(build-essential pkg-config libmicrohttpd-dev libcurl4-openssl-dev libjanss
       libsqlite3-dev libnuma-dev curl)
 if [ "${1:-}" = "--test" ]; then
     # openssh-*: the VPS tests use the real ssh/scp client, and scripts/build-vps-test-image.sh
-    # copies sshd and ssh-keygen into the test image.
-    want+=(perl python3 sqlite3 procps valgrind numactl util-linux openssh-client openssh-server)
+    # copies sshd and ssh-keygen into the test image; rsync: t0710 copies a tree through
+    # hakuriver.ssh --proxy-command with it.
+    want+=(perl python3 sqlite3 procps valgrind numactl util-linux openssh-client openssh-server
+           rsync)
 fi
 missing=()
 for p in "${want[@]}"; do

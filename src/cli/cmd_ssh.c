@@ -35,6 +35,7 @@
 #include "cli/output.h"
 #include "common/proto.h"
 #include "common/relay.h"
+#include "common/tcp.h"
 #include "common/xalloc.h"
 #include "entry.h"
 
@@ -232,86 +233,18 @@ struct target {
     uint64_t id;
 };
 
-static int64_t mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until FD is ready for EVENTS, STOP_FD (-1 = none) is readable, or DEADLINE (ms)
- * passes. Returns 0 when FD is ready, 1 when stopped, -1 with errno (ETIMEDOUT) otherwise. */
-static int wait_fd (int fd, short events, int stop_fd, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - mono_ms ();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        struct pollfd p[2] = { { .fd = fd, .events = events },
-                               { .fd = stop_fd, .events = POLLIN } };
-        int n = poll (p, stop_fd >= 0 ? 2 : 1, (int)left);
-        if (n < 0 && errno != EINTR)
-            return -1;
-        if (n > 0 && stop_fd >= 0 && p[1].revents)
-            return 1;
-        if (n > 0 && p[0].revents)
-            return 0;
-    }
-}
-
 /* Connects to the proxy (non-blocking socket). Returns the socket, -2 when stopped, or -1
  * with E set. */
 static int proxy_connect (const struct target *t, int stop_fd, struct err *e)
 {
-    char service[16];
-    snprintf (service, sizeof service, "%d", t->port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo (t->host, service, &hints, &res);
-    if (gai != 0)
-        return err_set (e, ENOENT, "cannot reach the SSH proxy at %s: %s", t->hostport,
-                        gai == EAI_SYSTEM ? strerror (errno) : gai_strerror (gai));
-    int fd = -1, why = ECONNREFUSED;
-    int64_t deadline = mono_ms () + CONNECT_TIMEOUT_MS;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                     ai->ai_protocol);
-        if (fd < 0) {
-            why = errno;
-            continue;
-        }
-        int w = 0;
-        if (connect (fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-            why = errno;
-        } else if ((w = wait_fd (fd, POLLOUT, stop_fd, deadline)) != 0) {
-            why = errno;
-        } else {
-            int soerr = 0;
-            socklen_t sl = sizeof soerr;
-            getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-            if (!soerr)
-                break;
-            why = soerr;
-        }
-        close (fd);
-        fd = -1;
-        if (w == 1) {
-            freeaddrinfo (res);
-            return -2;
-        }
-    }
-    freeaddrinfo (res);
-    if (fd < 0) {
-        if (why == ETIMEDOUT)
-            return err_set (e, why, "cannot reach the SSH proxy at %s: no answer within %d s",
-                            t->hostport, CONNECT_TIMEOUT_MS / 1000);
-        return err_set (e, why, "cannot reach the SSH proxy at %s: %s", t->hostport,
-                        strerror (why));
-    }
-    int one = 1;
-    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct err ce = { 0 };
+    int fd = tcp_connect (t->host, t->port, CONNECT_TIMEOUT_MS, stop_fd, &ce);
+    if (fd == -1 && ce.code == ETIMEDOUT)
+        return err_set (e, ETIMEDOUT, "cannot reach the SSH proxy at %s: no answer within %d s",
+                        t->hostport, CONNECT_TIMEOUT_MS / 1000);
+    if (fd == -1)
+        return err_set (e, ce.code, "cannot reach the SSH proxy at %s: %s", t->hostport,
+                        ce.text);
     return fd;
 }
 
@@ -343,9 +276,9 @@ static int read_reply (const struct target *t, int fd, int stop_fd, char *line, 
                        struct err *e)
 {
     size_t len = 0;
-    int64_t deadline = mono_ms () + REPLY_TIMEOUT_MS;
+    int64_t deadline = tcp_mono_ms () + REPLY_TIMEOUT_MS;
     for (;;) {
-        int w = wait_fd (fd, POLLIN, stop_fd, deadline);
+        int w = tcp_wait (fd, POLLIN, stop_fd, deadline);
         if (w == 1)
             return 1;
         if (w < 0 && errno == ETIMEDOUT)
@@ -590,7 +523,7 @@ static int proxy_command_main (const struct target *t)
     for (;;) {
         struct pollfd p[2] = { { .fd = r.done[0], .events = POLLIN },
                                { .fd = r.tunnel, .events = POLLRDHUP } };
-        int left = deadline < 0 ? -1 : (int)(deadline - mono_ms ());
+        int left = deadline < 0 ? -1 : (int)(deadline - tcp_mono_ms ());
         if (deadline >= 0 && left <= 0) {
             if (write (stop_pipe[1], "x", 1) < 0) {
                 /* a stop is already pending */
@@ -608,7 +541,7 @@ static int proxy_command_main (const struct target *t)
         if (n > 0 && p[0].revents)
             break;
         if (n > 0 && deadline < 0 && (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)))
-            deadline = mono_ms () + HANGUP_GRACE_MS;
+            deadline = tcp_mono_ms () + HANGUP_GRACE_MS;
     }
     pthread_join (th, NULL);
     if (r.rc < 0) {

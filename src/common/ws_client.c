@@ -16,36 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/tcp.h"
 #include "common/xalloc.h"
 
 #define HEADERS_MAX 16384      /* reply headers we read; the host sends a few hundred bytes */
 #define BODY_MAX 65536         /* error reply body kept for the message */
-
-static int64_t mono_ms (void)
-{
-    struct timespec ts;
-    clock_gettime (CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Waits until FD is ready for EVENTS or DEADLINE (ms) passes. Returns 0, or -1 (errno
- * ETIMEDOUT or poll's). */
-static int wait_fd (int fd, short events, int64_t deadline)
-{
-    for (;;) {
-        int64_t left = deadline - mono_ms ();
-        if (left <= 0) {
-            errno = ETIMEDOUT;
-            return -1;
-        }
-        struct pollfd p = { .fd = fd, .events = events };
-        int n = poll (&p, 1, (int)left);
-        if (n > 0)
-            return 0;
-        if (n < 0 && errno != EINTR)
-            return -1;
-    }
-}
 
 void ws_client_hostport (const char *addr, int port, char *out, size_t n)
 {
@@ -55,42 +30,7 @@ void ws_client_hostport (const char *addr, int port, char *out, size_t n)
 
 int ws_client_connect (const char *addr, int port, int timeout_ms, struct err *e)
 {
-    char service[16];
-    snprintf (service, sizeof service, "%d", port);
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
-    int gai = getaddrinfo (addr, service, &hints, &res);
-    if (gai != 0)
-        return err_set (e, ECONNREFUSED, "%s", gai_strerror (gai));
-    int fd = -1, why = ECONNREFUSED;
-    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
-        fd = socket (ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                     ai->ai_protocol);
-        if (fd < 0) {
-            why = errno;
-            continue;
-        }
-        if (connect (fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-            why = errno;
-        } else if (wait_fd (fd, POLLOUT, mono_ms () + timeout_ms) < 0) {
-            why = errno;
-        } else {
-            int soerr = 0;
-            socklen_t sl = sizeof soerr;
-            getsockopt (fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-            if (!soerr)
-                break;
-            why = soerr;
-        }
-        close (fd);
-        fd = -1;
-    }
-    freeaddrinfo (res);
-    if (fd < 0)
-        return err_set (e, why, "%s", strerror (why));
-    int one = 1;
-    setsockopt (fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
+    return tcp_connect (addr, port, timeout_ms, -1, e);
 }
 
 /* The value of header NAME in the header block HDRS (NUL-terminated, lines end in \r\n),
@@ -163,7 +103,7 @@ int ws_client_handshake (int fd, const char *hostport, const char *path, const c
         explicit_bzero (auth, strlen (auth)); /* the token is a secret */
         free (auth);
     }
-    int64_t deadline = mono_ms () + timeout_ms;
+    int64_t deadline = tcp_mono_ms () + timeout_ms;
     size_t len = strlen (req), off = 0;
     int rc = -1;
     char *hdr = xmalloc (HEADERS_MAX);
@@ -172,7 +112,7 @@ int ws_client_handshake (int fd, const char *hostport, const char *path, const c
     while (off < len) {
         ssize_t w = send (fd, req + off, len - off, MSG_NOSIGNAL);
         if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd (fd, POLLOUT, deadline) < 0)
+            if (tcp_wait (fd, POLLOUT, -1, deadline) < 0)
                 goto io_error;
             continue;
         }
@@ -187,7 +127,7 @@ int ws_client_handshake (int fd, const char *hostport, const char *path, const c
         }
         ssize_t n = recv (fd, hdr + have, HEADERS_MAX - 1 - have, 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (wait_fd (fd, POLLIN, deadline) < 0)
+            if (tcp_wait (fd, POLLIN, -1, deadline) < 0)
                 goto io_error;
             continue;
         }
@@ -223,7 +163,7 @@ int ws_client_handshake (int fd, const char *hostport, const char *path, const c
         while (got < want) {
             ssize_t n = recv (fd, body + got, want - got, 0);
             if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-                if (wait_fd (fd, POLLIN, deadline) < 0)
+                if (tcp_wait (fd, POLLIN, -1, deadline) < 0)
                     break;
                 continue;
             }
