@@ -786,7 +786,23 @@ static _Noreturn void run_shim (struct dlaunch *l)
     signal (SIGTERM, SIG_IGN);
     /* Keep stdin/stdout/stderr (the runner's log), the two output files and the start pipe. */
     int keep[3] = { l->out_fd, l->err_fd, l->started_fd };
-    shim_close_all_but (keep, 3);
+    for (int i = 0; i < 3; i++)
+        for (int j = i + 1; j < 3; j++)
+            if (keep[j] < keep[i]) {
+                int t = keep[i];
+                keep[i] = keep[j];
+                keep[j] = t;
+            }
+    unsigned from = 3;
+    for (int i = 0; i < 3; i++) {
+        if (keep[i] < 0)
+            continue;
+        if ((unsigned)keep[i] > from)
+            syscall (SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+        if ((unsigned)keep[i] + 1 > from)
+            from = (unsigned)keep[i] + 1;
+    }
+    syscall (SYS_close_range, from, ~0U, 0);
 
     char msg[1024] = "";
     struct err e = { 0 };

@@ -421,7 +421,22 @@ static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
     /* Drop every descriptor inherited from the runner (its database, sockets) except the
      * ones the task needs. */
     int keep[] = { err_r, err_w, l->out_fd, l->err_fd, l->null_fd };
-    shim_close_all_but (keep, (int)(sizeof keep / sizeof keep[0]));
+    const int nkeep = (int)(sizeof keep / sizeof keep[0]);
+    for (int i = 0; i < nkeep; i++)      /* sort the descriptors */
+        for (int j = i + 1; j < nkeep; j++)
+            if (keep[j] < keep[i]) {
+                int x = keep[i];
+                keep[i] = keep[j];
+                keep[j] = x;
+            }
+    unsigned from = 3;
+    for (int i = 0; i < nkeep; i++) {
+        if ((unsigned)keep[i] > from)
+            syscall (SYS_close_range, from, (unsigned)keep[i] - 1, 0);
+        if ((unsigned)keep[i] + 1 > from)
+            from = (unsigned)keep[i] + 1;
+    }
+    syscall (SYS_close_range, from, ~0U, 0);
 
     pid_t child = start_task_process (l, err_r, err_w);
     if (child < 0) {

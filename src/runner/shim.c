@@ -34,30 +34,6 @@ int shim_pidfd_open (pid_t pid)
     return (int)syscall (SYS_pidfd_open, pid, 0);
 }
 
-void shim_close_all_but (const int *keep, int nkeep)
-{
-    int k[8];
-    int n = 0;
-    for (int i = 0; i < nkeep && n < 8; i++)
-        if (keep[i] > 2)
-            k[n++] = keep[i];
-    for (int i = 0; i < n; i++)          /* sort them */
-        for (int j = i + 1; j < n; j++)
-            if (k[j] < k[i]) {
-                int x = k[i];
-                k[i] = k[j];
-                k[j] = x;
-            }
-    unsigned from = 3;
-    for (int i = 0; i < n; i++) {
-        if ((unsigned)k[i] > from)
-            syscall (SYS_close_range, from, (unsigned)k[i] - 1, 0);
-        if ((unsigned)k[i] + 1 > from)
-            from = (unsigned)k[i] + 1;
-    }
-    syscall (SYS_close_range, from, ~0U, 0);
-}
-
 void shim_write_all (int fd, const void *buf, size_t len)
 {
     const char *p = buf;

@@ -15,9 +15,6 @@
 bool shim_is_ours (pid_t pid);
 /* pidfd_open(2); -1 with errno on failure. */
 int shim_pidfd_open (pid_t pid);
-/* Closes every descriptor from 3 up except those in KEEP (NKEEP entries, at most 8; -1 and
- * 0-2 ignored). System calls only (used in freshly forked children). */
-void shim_close_all_but (const int *keep, int nkeep);
 /* Writes all of BUF, retrying on EINTR; gives up silently on another error. Async-signal-safe
  * (used between fork and exec). */
 void shim_write_all (int fd, const void *buf, size_t len);

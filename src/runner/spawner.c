@@ -17,7 +17,6 @@
 
 #include "common/log.h"
 #include "common/xalloc.h"
-#include "runner/shim.h"
 
 #define REPLY_TIMEOUT_MS 10000     /* a helper that does not answer is replaced */
 
@@ -54,6 +53,11 @@ int spawner_register (spawn_handler fn)
 pid_t spawner_pid (void)
 {
     return helper;
+}
+
+static int pidfd_open_ (pid_t pid)
+{
+    return (int)syscall (SYS_pidfd_open, pid, 0);
 }
 
 /* ---- messages ----------------------------------------------------------------------- */
@@ -148,6 +152,30 @@ char **spawn_read_strv (struct spawn_reader *r)
 
 /* ---- the helper ---------------------------------------------------------------------- */
 
+static void close_all_but (const int *keep, int nkeep)
+{
+    int k[4];
+    int n = 0;
+    for (int i = 0; i < nkeep && n < 4; i++)
+        if (keep[i] > 2)
+            k[n++] = keep[i];
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j < n; j++)
+            if (k[j] < k[i]) {
+                int x = k[i];
+                k[i] = k[j];
+                k[j] = x;
+            }
+    unsigned from = 3;
+    for (int i = 0; i < n; i++) {
+        if ((unsigned)k[i] > from)
+            syscall (SYS_close_range, from, (unsigned)k[i] - 1, 0);
+        if ((unsigned)k[i] + 1 > from)
+            from = (unsigned)k[i] + 1;
+    }
+    syscall (SYS_close_range, from, ~0U, 0);
+}
+
 static int read_full (int fd, char *buf, size_t len)
 {
     size_t have = 0;
@@ -206,7 +234,7 @@ static _Noreturn void helper_main (int sock, pid_t parent)
     if (getppid () != parent)
         _exit (0);
     int keep[2] = { sock, helper_keep };
-    shim_close_all_but (keep, 2);
+    close_all_but (keep, 2);
 
     for (;;) {
         struct pollfd p = { .fd = sock, .events = POLLIN };
@@ -264,7 +292,7 @@ static _Noreturn void helper_main (int sock, pid_t parent)
         if (pid == 0)
             helper_child (sock, &q, recv_fds[0], fds);
         int err = errno;
-        int pidfd = pid > 0 ? shim_pidfd_open (pid) : -1;
+        int pidfd = pid > 0 ? pidfd_open_ (pid) : -1;
         if (pid > 0)
             err = pidfd < 0 ? errno : 0;  /* why there is no pidfd (ENOSYS under valgrind) */
         for (int i = 0; i < nrecv; i++)
@@ -445,7 +473,7 @@ static pid_t spawn_direct (int kind, const void *msg, size_t len, const int *fds
         handlers[kind](copy, len, fds, nfds);
         _exit (127);
     }
-    *pidfd = shim_pidfd_open (pid);
+    *pidfd = pidfd_open_ (pid);
     return pid;
 }
 
