@@ -241,22 +241,10 @@ double channel_req_elapsed (const struct channel_req *req)
     return req->elapsed;
 }
 
-int channel_run (struct channel *ch, struct curl_waitfd *extra, unsigned nextra, int timeout_ms,
-                 struct err *e)
+/* Moves every finished transfer of CH into DONE (at most MAX_REQS - *NDONE more), detached
+ * from the multi handle with its status or error recorded; callbacks are not run here. */
+static void collect_done (struct channel *ch, struct channel_req **done, int *ndone)
 {
-    int running;
-    CURLMcode mc = curl_multi_perform (ch->multi, &running);
-    if (mc == CURLM_OK)
-        mc = curl_multi_poll (ch->multi, extra, nextra, timeout_ms, NULL);
-    if (mc == CURLM_OK)
-        mc = curl_multi_perform (ch->multi, &running);
-    if (mc != CURLM_OK)
-        return err_set (e, EIO, "curl multi: %s", curl_multi_strerror (mc));
-
-    /* Detach every finished transfer first, then run callbacks, so that a callback may
-     * restart its own request. */
-    struct channel_req *done[MAX_REQS];
-    int ndone = 0;
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read (ch->multi, &left))) {
@@ -281,9 +269,36 @@ int channel_run (struct channel *ch, struct curl_waitfd *extra, unsigned nextra,
                 snprintf (req->error, sizeof req->error, "%s",
                           req->curl_err[0] ? req->curl_err : curl_easy_strerror (rc));
         }
-        if (ndone < MAX_REQS)
-            done[ndone++] = req;
+        if (*ndone < MAX_REQS)
+            done[(*ndone)++] = req;
     }
+}
+
+int channel_run (struct channel *ch, struct curl_waitfd *extra, unsigned nextra, int timeout_ms,
+                 struct err *e)
+{
+    int running;
+    struct channel_req *done[MAX_REQS];
+    int ndone = 0;
+
+    /* The first perform starts the requests added since the last call. On a reused
+     * keep-alive connection the whole reply may arrive within it: that transfer is then
+     * finished and its socket no longer in curl's wait set, so sleeping now would delay its
+     * callback by the whole timeout. Collect such transfers first and only wait when there
+     * is none. */
+    CURLMcode mc = curl_multi_perform (ch->multi, &running);
+    if (mc == CURLM_OK)
+        collect_done (ch, done, &ndone);
+    if (mc == CURLM_OK)
+        mc = curl_multi_poll (ch->multi, extra, nextra, ndone ? 0 : timeout_ms, NULL);
+    if (mc == CURLM_OK)
+        mc = curl_multi_perform (ch->multi, &running);
+    if (mc != CURLM_OK)
+        return err_set (e, EIO, "curl multi: %s", curl_multi_strerror (mc));
+
+    /* Detach every finished transfer first, then run callbacks, so that a callback may
+     * restart its own request. */
+    collect_done (ch, done, &ndone);
     for (int i = 0; i < ndone; i++)
         if (done[i]->cb)
             done[i]->cb (done[i], done[i]->arg);
