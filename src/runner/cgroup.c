@@ -462,10 +462,35 @@ int cgroup_dirs (const struct cgroup_ctx *cg, const char *rel, char dirs[][CGROU
     return n;
 }
 
+/* Fills DIRS with every directory REL could have (one per distinct mounted hierarchy for v1),
+ * without looking at which exist. Returns their number, or -1 (errno). */
+static int candidate_dirs (const struct cgroup_ctx *cg, const char *rel,
+                           char dirs[][CGROUP_PATH_MAX])
+{
+    int n = 0;
+    if (cg->mode == CGROUP_MODE_V2)
+        return task_dir (cg, 0, rel, dirs[0], CGROUP_PATH_MAX) < 0 ? -1 : 1;
+    for (int c = 0; c < CGROUP_NCTRL; c++) {
+        char d[CGROUP_PATH_MAX];
+        bool dup = false;
+        if (!cg->mount[c][0])
+            continue;
+        if (task_dir (cg, c, rel, d, sizeof d) < 0)
+            return -1;
+        for (int i = 0; i < n; i++)
+            dup = dup || strcmp (dirs[i], d) == 0;
+        if (!dup)
+            memcpy (dirs[n++], d, sizeof d);
+    }
+    return n;
+}
+
 int cgroup_exists (const struct cgroup_ctx *cg, const char *rel)
 {
     char dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
-    int n = cgroup_dirs (cg, rel, dirs, NULL);
+    if (!rel_valid (rel))
+        return 0;
+    int n = candidate_dirs (cg, rel, dirs);
     for (int i = 0; i < n; i++)
         if (exists (dirs[i]))
             return 1;
@@ -930,11 +955,14 @@ int cgroup_oom (const struct cgroup_ctx *cg, const char *rel, int64_t *kills, in
 int cgroup_remove (const struct cgroup_ctx *cg, const char *rel, struct err *e)
 {
     char dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
-    int n = cgroup_dirs (cg, rel, dirs, e);
+    if (!rel_valid (rel))
+        return err_set (e, EINVAL, "invalid cgroup name `%s`", rel ? rel : "");
+    int n = candidate_dirs (cg, rel, dirs);
     if (n < 0)
-        return -1;
-    if (cgroup_exists (cg, rel))
-        (void)cgroup_kill (cg, rel, SIGKILL, NULL);
+        return err_set (e, errno, "cgroup path too long");
+    /* rmdir first: the cgroup of a task that ended is usually empty, and an absent
+     * hierarchy (v1 tasks get only those they use) answers ENOENT. Only a populated one
+     * (EBUSY: processes left behind) is killed, then retried while they exit. */
     for (int i = 0; i < n; i++) {
         int waited = 0;
         while (rmdir (dirs[i]) < 0) {
@@ -942,7 +970,6 @@ int cgroup_remove (const struct cgroup_ctx *cg, const char *rel, struct err *e)
                 break;
             if (errno != EBUSY || waited >= RMDIR_WAIT_MS)
                 return err_set (e, errno, "rmdir `%s`: %s", dirs[i], strerror (errno));
-            /* Still populated: processes may have forked after the first pass. */
             if (waited % 100 == 0)
                 (void)cgroup_kill (cg, rel, SIGKILL, NULL);
             sleep_ms (10);

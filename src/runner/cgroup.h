@@ -102,8 +102,9 @@ int cgroup_kill (const struct cgroup_ctx *cg, const char *rel, int sig, struct e
  * and the memory limit into *LIMIT (0 = none or unknown). Returns 0 or -1. */
 int cgroup_oom (const struct cgroup_ctx *cg, const char *rel, int64_t *kills, int64_t *limit,
                 struct err *e);
-/* Kills what is left in the cgroup, then removes its directories (retrying for up to 1 s
- * while processes exit). Absent directories are fine. Returns 0 or -1. */
+/* Removes the cgroup's directories; one still populated (processes left behind) has them
+ * killed and is retried for up to 1 s while they exit. Absent directories are fine.
+ * Returns 0 or -1. */
 int cgroup_remove (const struct cgroup_ctx *cg, const char *rel, struct err *e);
 
 #endif
