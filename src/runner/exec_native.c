@@ -5,18 +5,23 @@
  *                        │   the hr-spawner helper, see spawner.h)
  *                        └─vfork──> task (joins the task cgroup, drops privileges, execvp)
  *
- * The shim waits for the task and writes <state_dir>/<id>-<attempt>.exit ("<exit code>
- * <signal>\n", renamed into place), then exits. The runner watches the shim through
- * a pidfd, so a restarted runner re-attaches by pid (adopt) and still learns the result from
- * the exit file. Limits, pause (freezer), kill and the OOM verdict all go through the task
- * cgroup (cgroup.c), never through the shim.
+ * The shim opens the task's output files, starts the task, waits for it, reads the OOM
+ * counter of its cgroup, removes the cgroup (killing what the task left behind) and writes
+ * <state_dir>/<id>-<attempt>.exit (see shim_record, renamed into place), then exits. The
+ * runner watches the shim through a pidfd, so a restarted runner re-attaches by pid (adopt)
+ * and still learns the result from the exit file; when a shim ended without cleaning up
+ * (killed), the runner reads the counter and removes the cgroup itself. Limits, pause
+ * (freezer) and kill go through the task cgroup (cgroup.c), never through the shim. The
+ * per-task file and cgroup work happens in the shim so that the runner's single loop
+ * does not serialise it across tasks.
  *
  * start() does not wait for the exec: the task writes its errno to a close-on-exec pipe
  * when a step before execvp fails (the pipe simply closes when execvp succeeds); the shim
  * reads it and records it in the exit file, so collect() reports "cannot execute ...".
- * Everything that may fail (user lookup, environment, paths, output files) happens in the
- * runner; the shim gets the prepared launch as a message (native_shim_main) and from then
- * on only makes system calls. */
+ * What can be checked up front (user lookup, environment, paths) happens in the runner;
+ * the shim gets the prepared launch as a message (native_shim_main) and from then on only
+ * makes system calls; a failure there (output files included) reaches collect() as a
+ * stage of the exit file. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -84,6 +89,7 @@ enum {
     STAGE_SETUID,
     STAGE_EXEC,
     STAGE_FORK,
+    STAGE_OUTPUT,
 };
 
 static const char *stage_name (int stage)
@@ -99,6 +105,7 @@ static const char *stage_name (int stage)
     case STAGE_SETUID: return "cannot switch user";
     case STAGE_EXEC: return "cannot execute";
     case STAGE_FORK: return "cannot fork the task process";
+    case STAGE_OUTPUT: return "cannot open the output files (task_outputs/, task_errors/)";
     }
     return "cannot start";
 }
@@ -128,6 +135,9 @@ struct launch {
     int nprocs;
     char exit_path[CGROUP_PATH_MAX + 64];
     char exit_tmp[CGROUP_PATH_MAX + 80];
+    struct cgroup_ctx cg;          /* for the shim's clean-up of CGROUP_REL */
+    char cgroup_rel[CGROUP_PATH_MAX];
+    const char *out_path, *err_path; /* opened by the shim (sent as strings) */
 };
 
 static void env_add (struct launch *l, size_t *cap, char *kv)
@@ -161,12 +171,9 @@ static void launch_free (struct launch *l)
         close (l->null_fd);
 }
 
-static int open_output (const char *path, struct err *e)
+static int open_output (const char *path)
 {
-    int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-    if (fd < 0)
-        err_set (e, errno, "cannot open output file `%s`: %s", path, strerror (errno));
-    return fd;
+    return open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
 }
 
 /* Resolves the user to run as and refuses root unless allowed. The lookup (NSS: files,
@@ -292,13 +299,12 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
 
     exit_path (n, s->task_id, s->attempt, l->exit_path, sizeof l->exit_path);
     snprintf (l->exit_tmp, sizeof l->exit_tmp, "%s.tmp", l->exit_path);
-
-    if ((l->out_fd = open_output (s->stdout_path, e)) < 0)
-        return -1;
-    if ((l->err_fd = open_output (s->stderr_path, e)) < 0)
-        return -1;
-    if ((l->null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0)
-        return err_set (e, errno, "cannot open /dev/null: %s", strerror (errno));
+    l->cg = n->cg;
+    snprintf (l->cgroup_rel, sizeof l->cgroup_rel, "%s", rel ? rel : "");
+    l->out_path = s->stdout_path;
+    l->err_path = s->stderr_path;
+    if (!l->out_path || !*l->out_path || !l->err_path || !*l->err_path)
+        return err_set (e, EINVAL, "no output file paths");
     return 0;
 }
 
@@ -388,13 +394,38 @@ static pid_t start_task_process (const struct launch *l, int err_r, int err_w)
 #endif
 }
 
-/* Writes "<exit code> <signal> [<stage> <errno>]\n" to the exit file, atomically (rename).
- * STAGE is non-zero when the task failed before execvp. */
+/* Reads the OOM counter of the task cgroup, then removes it: whatever the task left behind
+ * (background children) is killed with it. Fills the clean-up fields of the exit record. */
+struct shim_cleanup {
+    long long oom_kills, mem_limit;
+    int cleaned;                   /* 1: the cgroup is gone and the counter was read */
+};
+
+static void shim_cleanup (const struct launch *l, struct shim_cleanup *c)
+{
+    struct err e = { 0 };
+    int64_t kills = 0, limit = 0;
+    memset (c, 0, sizeof *c);
+    if (!l->cgroup_rel[0])
+        return;
+    if (cgroup_oom (&l->cg, l->cgroup_rel, &kills, &limit, &e) < 0)
+        return;
+    c->oom_kills = kills;
+    c->mem_limit = limit;
+    c->cleaned = cgroup_remove (&l->cg, l->cgroup_rel, &e) == 0;
+}
+
+/* Writes "<exit code> <signal> <stage> <errno> <oom kills> <memory limit> <cleaned>\n" to
+ * the exit file, atomically (rename). STAGE is non-zero when the task failed before execvp;
+ * CLEANED 1 says the shim read the OOM counter and removed the cgroup (runner: nothing left
+ * to do). Shims of earlier versions wrote only the first two or four fields. */
 static void shim_record (const struct launch *l, int code, int sig, int stage, int err)
 {
-    char buf[96];
-    int len = stage ? snprintf (buf, sizeof buf, "%d %d %d %d\n", code, sig, stage, err)
-                    : snprintf (buf, sizeof buf, "%d %d\n", code, sig);
+    char buf[160];
+    struct shim_cleanup c;
+    shim_cleanup (l, &c);
+    int len = snprintf (buf, sizeof buf, "%d %d %d %d %lld %lld %d\n", code, sig, stage, err,
+                        c.oom_kills, c.mem_limit, c.cleaned);
     int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
@@ -407,7 +438,7 @@ static void shim_record (const struct launch *l, int code, int sig, int stage, i
 
 /* The shim: forks the task, learns through the close-on-exec pipe (ERR_R, ERR_W) whether
  * it reached execvp, waits for it and records the result. */
-static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
+static _Noreturn void run_shim (struct launch *l, int err_r, int err_w)
 {
     setsid ();
     prctl (PR_SET_NAME, SHIM_COMM, 0, 0, 0);
@@ -420,7 +451,7 @@ static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
 
     /* Drop every descriptor inherited from the runner (its database, sockets) except the
      * ones the task needs. */
-    int keep[] = { err_r, err_w, l->out_fd, l->err_fd, l->null_fd };
+    int keep[] = { err_r, err_w };
     const int nkeep = (int)(sizeof keep / sizeof keep[0]);
     for (int i = 0; i < nkeep; i++)      /* sort the descriptors */
         for (int j = i + 1; j < nkeep; j++)
@@ -437,6 +468,12 @@ static _Noreturn void run_shim (const struct launch *l, int err_r, int err_w)
             from = (unsigned)keep[i] + 1;
     }
     syscall (SYS_close_range, from, ~0U, 0);
+
+    if ((l->out_fd = open_output (l->out_path)) < 0 || (l->err_fd = open_output (l->err_path)) < 0
+        || (l->null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
+        shim_record (l, 127, 0, STAGE_OUTPUT, errno);
+        _exit (0);
+    }
 
     pid_t child = start_task_process (l, err_r, err_w);
     if (child < 0) {
@@ -486,12 +523,12 @@ static void native_shim_main (char *msg, size_t len, const int *fds, int nfds)
     l.argv = spawn_read_strv (&r);
     l.envp = spawn_read_strv (&r);
     l.workdir = spawn_read_str (&r);
-    if (r.bad || nfds != 5 || !l.argv || !l.envp || !l.workdir)
+    l.out_path = spawn_read_str (&r);
+    l.err_path = spawn_read_str (&r);
+    if (r.bad || nfds != 2 || !l.argv || !l.envp || !l.workdir || !l.out_path || !l.err_path)
         _exit (127);
-    l.out_fd = fds[0];
-    l.err_fd = fds[1];
-    l.null_fd = fds[2];
-    run_shim (&l, fds[3], fds[4]);
+    l.out_fd = l.err_fd = l.null_fd = -1;
+    run_shim (&l, fds[0], fds[1]);
 }
 
 /* ---- executor operations ------------------------------------------------------------- */
@@ -539,9 +576,11 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     spawn_msg_put_strv (&m, l.argv);
     spawn_msg_put_strv (&m, l.envp);
     spawn_msg_put_str (&m, l.workdir);
-    int fds[5] = { l.out_fd, l.err_fd, l.null_fd, pfd[0], pfd[1] };
+    spawn_msg_put_str (&m, l.out_path);
+    spawn_msg_put_str (&m, l.err_path);
+    int fds[2] = { pfd[0], pfd[1] };
     int pidfd = -1;
-    pid_t shim = spawner_spawn (native_spawn_kind, m.buf, m.len, fds, 5, &pidfd, e);
+    pid_t shim = spawner_spawn (native_spawn_kind, m.buf, m.len, fds, 2, &pidfd, e);
     spawn_msg_free (&m);
     /* The runner does not wait for the exec (moving the task into its v1 cgroups can take
      * a while): a failure before execvp reaches collect() through the exit file. */
@@ -613,17 +652,25 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
     char path[CGROUP_PATH_MAX + 64];
     exit_path (n, t->task_id, t->attempt, path, sizeof path);
     FILE *f = fopen (path, "re");
-    int code = 0, sig = 0, stage = 0, serr = 0;
+    int code = 0, sig = 0, stage = 0, serr = 0, cleaned = 0;
+    long long fkills = 0, flimit = 0;
     bool have = false;
     if (f) {
-        char line[128] = "";
-        if (fgets (line, sizeof line, f))
-            have = sscanf (line, "%d %d %d %d", &code, &sig, &stage, &serr) >= 2;
+        char line[160] = "";
+        if (fgets (line, sizeof line, f)) {
+            int nf = sscanf (line, "%d %d %d %d %lld %lld %d", &code, &sig, &stage, &serr,
+                             &fkills, &flimit, &cleaned);
+            have = nf >= 2;
+            if (nf < 7)
+                cleaned = 0;
+        }
         fclose (f);
     }
-    int64_t kills = 0, limit = 0;
+    int64_t kills = fkills, limit = flimit;
     struct err oe = { 0 };
-    if (t->cgroup[0]) /* fails (ignored) when the cgroup is gone */
+    /* A shim that did not clean up (killed, or of an earlier version): do it here. The
+     * counter read fails (ignored) when the cgroup is gone. */
+    if (!cleaned && t->cgroup[0])
         (void)cgroup_oom (&n->cg, t->cgroup, &kills, &limit, &oe);
 
     if (!have) {
@@ -646,7 +693,7 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
         snprintf (res->message, sizeof res->message, "memory limit %" PRId64 " bytes", limit);
 
     /* Whatever the task left behind (background children) goes with it. */
-    if (t->cgroup[0] && cgroup_remove (&n->cg, t->cgroup, e) < 0)
+    if (!cleaned && t->cgroup[0] && cgroup_remove (&n->cg, t->cgroup, e) < 0)
         log_warn ("task %" PRIu64 ".%d: %s", t->task_id, t->attempt, e->text);
     if (f) {
         shim_exit_files_add (&n->done, path);
@@ -665,7 +712,15 @@ static int native_signal (struct executor *ex, struct exec_task *t, int sig, str
     struct native *n = ex->impl;
     if (!t->cgroup[0])
         return err_set (e, ENOENT, "task has no cgroup");
-    return cgroup_kill (&n->cg, t->cgroup, sig, e);
+    struct err ke = { 0 };
+    if (cgroup_kill (&n->cg, t->cgroup, sig, &ke) == 0)
+        return 0;
+    /* Gone: the task ended and its shim removed the cgroup; nothing is left to signal. */
+    if (ke.code == ENOENT)
+        return 0;
+    if (e)
+        *e = ke;
+    return -1;
 }
 
 static int native_pause (struct executor *ex, struct exec_task *t, struct err *e)

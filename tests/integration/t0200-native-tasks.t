@@ -92,4 +92,17 @@ test_expect_success 'a NUMA target binds memory too (numactl --show: policy bind
     id=$(hr_submit --container NULL --target n1:0 -- numactl --show) &&
     hr_wait_status $id completed && hakuriver.task stdout $id | grep -q "^policy: bind" &&
     hakuriver.task stdout $id | grep -q "^membind: 0 *$"'
+test_expect_success 'output files that cannot be created fail the task with a clear message' '
+    mv $HR_DIR/shared/task_outputs $HR_DIR/shared/task_outputs.away &&
+    touch $HR_DIR/shared/task_outputs &&
+    id=$(hr_submit --container NULL -- true) && hr_wait_status $id failed; rc=$?
+    rm -f $HR_DIR/shared/task_outputs && mv $HR_DIR/shared/task_outputs.away $HR_DIR/shared/task_outputs &&
+    [ $rc = 0 ] && hr_api GET /status/$id | tail -n +2 | hr_json error_message | tee /dev/stderr |
+        grep -q "cannot open the output files.*Not a directory"'
+test_expect_success 'processes a task leaves behind are killed and its cgroup removed' '
+    id=$(hr_submit --container NULL -- sh -c "sleep 300 >/dev/null 2>&1 & echo \$!") &&
+    hr_wait_status $id completed && bg=$(hakuriver.task stdout $id) && [ -n "$bg" ] &&
+    for i in $(seq 1 50); do kill -0 $bg 2>/dev/null || break; sleep 0.1; done &&
+    ! kill -0 $bg 2>/dev/null &&
+    ! find /sys/fs/cgroup -maxdepth 6 -type d -name "task-$id-*" 2>/dev/null | grep -q .'
 done_testing
