@@ -54,6 +54,10 @@ void api_docker (struct host *h, struct http_req *req);
  * (GET /docker/host/containers/NAME/terminal, hakuriver.docker-shell). */
 void api_terminal (struct host *h, struct http_req *req, const char *container);
 
+/* Before the held replies are released (after the scheduling pass): adds each node's
+ * commands not yet sent to the replies of its runner's POST /update?ack=..., so a runner
+ * gets the next task with the answer to its report instead of through its long-poll. */
+void api_attach_commands (struct host *h);
 /* Answers held long-polls whose node has commands (woken) or whose deadline passed. */
 void api_answer_polls (struct host *h, bool only_expired);
 

@@ -335,15 +335,54 @@ out:
     json_decref (body);
 }
 
+#define MAX_CMDS_PER_REPLY 1000
+
 static json_t *poll_reply (struct node *n)
 {
     json_t *cmds = json_array ();
     int count = 0;
-    for (struct node_cmd *c = n->cmds; c && count < 1000; c = c->next, count++) {
+    for (struct node_cmd *c = n->cmds; c && count < MAX_CMDS_PER_REPLY; c = c->next, count++) {
         c->sent = true;
         json_array_append (cmds, c->body);
     }
     return json_pack ("{s:o}", "commands", cmds);
+}
+
+/* Adds the unsent commands of R's node to R's reply (see api_attach_commands). */
+static void attach_commands (struct http_req *r)
+{
+    struct node *n = r->cmds_node;
+    json_t *reply = r->cmds_reply;
+    if (!n || !reply)
+        return;
+    r->cmds_node = NULL;
+    r->cmds_reply = NULL;
+    json_t *cmds = json_array ();
+    int count = 0;
+    /* Only what no reply carried yet: what a long-poll reply carries is resent by the next
+     * poll until acknowledged, so nothing is lost if that reply was. */
+    for (struct node_cmd *c = n->cmds; c && count < MAX_CMDS_PER_REPLY; c = c->next) {
+        if (c->sent)
+            continue;
+        c->sent = true;
+        json_array_append (cmds, c->body);
+        count++;
+    }
+    if (count == 0) {
+        json_decref (cmds);
+        json_decref (reply);
+        return;
+    }
+    json_object_set_new (reply, "commands", cmds);
+    http_reply_json (r, 200, reply);
+    /* delivered: the parked long-poll need not be answered for these */
+    n->wake = false;
+}
+
+void api_attach_commands (struct host *h)
+{
+    for (struct http_req *r = h->deferred; r; r = r->next)
+        attach_commands (r);
 }
 
 void api_poll (struct host *h, struct http_req *req, const char *hostname)
@@ -570,6 +609,10 @@ void api_update (struct host *h, struct http_req *req)
     if (!n)
         goto out;
     node_seen (h, n);
+    /* ?ack=N: a runner that takes commands in this reply (and acknowledges like a poll) */
+    const char *ack = http_query (req, "ack");
+    if (ack)
+        node_cmd_ack (h, n, strtoull (ack, NULL, 10));
     kill = json_array ();
     results = json_array ();
     json_array_foreach (list, i, u)
@@ -591,8 +634,17 @@ void api_update (struct host *h, struct http_req *req)
         else if (r && strcmp (r, "accepted") != 0 && strcmp (r, "duplicate") != 0)
             msg = "Task already in a final state";
     }
-    http_reply_json (req, 200, json_pack ("{s:s,s:O,s:O}", "message", msg, "results", results,
-                                          "kill", kill));
+    json_t *reply = json_pack ("{s:s,s:O,s:O}", "message", msg, "results", results, "kill", kill);
+    if (ack) {
+        json_decref (req->cmds_reply);
+        req->cmds_node = n;
+        req->cmds_reply = json_incref (reply);
+    }
+    http_reply_json (req, 200, reply);
+    /* Nothing written in this iteration: the reply goes out now, and every queued command
+     * is committed already. Otherwise it waits for the commit and api_attach_commands. */
+    if (ack && !h->in_txn)
+        attach_commands (req);
 out:
     json_decref (single);
     json_decref (kill);

@@ -88,6 +88,7 @@ static void free_req (struct http_req *r)
     free (r->body);
     free (r->resp);
     free (r->next_before);
+    json_decref (r->cmds_reply);
     if (r->resp_fd >= 0)
         close (r->resp_fd);
     free (r);

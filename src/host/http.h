@@ -39,6 +39,8 @@ struct http_req {
     off_t fd_off, fd_len;
     char *next_before;         /* X-Next-Before header value, or NULL */
     struct node *poll_node;    /* set while this request is a node's long-poll */
+    struct node *cmds_node;    /* POST /update?ack=: gets that node's new commands... */
+    json_t *cmds_reply;        /* ...added to this reply (owned) before it is released */
     struct http_req *next;     /* deferred list link */
     /* http_hold_async / http_reply_upgrade (see below) */
     struct http_async *async;  /* held for another thread, until its finish runs */

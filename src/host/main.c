@@ -308,6 +308,8 @@ int host_main (int argc, char **argv)
             }
             h->in_txn = false;
         }
+        if (!h->store_failed)
+            api_attach_commands (h);
         http_flush_deferred (h);
         if (h->store_failed) {
             /* memory and disk may disagree now: restart from disk (crash-only) */

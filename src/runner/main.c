@@ -36,6 +36,8 @@
  * its request was being sent went unnoticed until this timeout, then 50 ms: it cost about a
  * quarter of all task turnarounds 50 ms each. */
 #define MAX_SLEEP_MS       1000
+/* Commits reach the disk at most this long after they were made (state.h). */
+#define STATE_SYNC_S       1.0
 
 double runner_now (void)
 {
@@ -337,6 +339,11 @@ static void update_done_cb (struct channel_req *req, void *arg)
             }
         }
         supervise_kill_list (r, json_object_get (j, "kill"), "stale attempt");
+        json_t *cmds = json_object_get (j, "commands");
+        if (json_is_array (cmds) && json_array_size (cmds)) {
+            log_debug ("update: %zu command(s) with the reply", json_array_size (cmds));
+            supervise_commands (r, cmds);
+        }
         json_decref (j);
         return;
     }
@@ -413,10 +420,14 @@ static void start_update (struct runner *r)
     r->update_upto = v[n - 1].seq;
     r->update_count = n;
     state_outbox_free (v, n);
-    if (channel_req_start (r->update_req, "POST", PATH_UPDATE, body, UPDATE_TIMEOUT_MS, &e) < 0) {
+    /* ?ack=: the host acknowledges our commands as on a poll and may answer with new ones
+     * (the next task, typically) instead of answering the long-poll */
+    char *path = xasprintf ("%s?ack=%" PRId64, PATH_UPDATE, r->ack);
+    if (channel_req_start (r->update_req, "POST", path, body, UPDATE_TIMEOUT_MS, &e) < 0) {
         log_err ("%s", e.text);
         r->update_at = runner_now () + backoff_next (&r->update_backoff);
     }
+    free (path);
 }
 
 /* Starts every request whose time has come. */
@@ -511,14 +522,24 @@ static int run_loop (struct runner *r, int sigfd)
     struct rtask **owners = NULL;
     size_t cap = 0;
     struct err e = { 0 };
-    double next_task_timer = 0;
+    double next_task_timer = 0, sync_at = 0;
     while (!r->stop) {
-        /* Everything decided in the last iteration is durable before any request leaves. */
+        /* Everything decided in the last iteration is committed before any request leaves
+         * (a kill -9 of the runner loses none of it; the disk gets it within STATE_SYNC_S). */
         if (state_commit (r->state, &e) < 0)
             log_err ("%s", e.text);
         else
             executors_committed (r);
         double now = runner_now ();
+        if (state_unsynced (r->state)) {
+            if (sync_at == 0)
+                sync_at = now + STATE_SYNC_S;
+            if (now >= sync_at) {
+                if (state_sync (r->state, &e) < 0)
+                    log_err ("%s", e.text);
+                sync_at = 0;
+            }
+        }
         kick (r, now);
 
         size_t need = 2 * (size_t)r->ntasks + 1;
@@ -545,7 +566,10 @@ static int run_loop (struct runner *r, int sigfd)
             owners[n++] = t;
         }
 
-        if (channel_run (r->ch, fds, n, sleep_ms (r, now, next_task_timer), &e) < 0) {
+        double wake_at = next_task_timer;
+        if (sync_at > 0 && (wake_at <= 0 || sync_at < wake_at))
+            wake_at = sync_at;
+        if (channel_run (r->ch, fds, n, sleep_ms (r, now, wake_at), &e) < 0) {
             log_err ("%s", e.text);
             usleep (100000);
             continue;

@@ -82,6 +82,7 @@ struct state {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
     bool in_tx;
+    bool unsynced;         /* commits since the last flush to disk (state_sync) */
     unsigned done_inserts;
 };
 
@@ -134,7 +135,7 @@ struct state *state_open (const char *path, struct err *e)
     }
     sqlite3_busy_timeout (st->db, 5000);
     if (sqlite3_exec (st->db,
-                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                      "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
                       "PRAGMA foreign_keys=OFF;",
                       NULL, NULL, NULL) != SQLITE_OK
         || sqlite3_exec (st->db, sql_schema, NULL, NULL, NULL) != SQLITE_OK) {
@@ -183,6 +184,25 @@ int state_commit (struct state *st, struct err *e)
         return -1;
     }
     st->in_tx = false;
+    st->unsynced = true;
+    return 0;
+}
+
+bool state_unsynced (const struct state *st)
+{
+    return st->unsynced;
+}
+
+int state_sync (struct state *st, struct err *e)
+{
+    if (!st->unsynced || st->in_tx)
+        return 0;
+    /* A checkpoint syncs the WAL (everything committed so far) before it copies it into
+     * the database file, then syncs that too. */
+    int rc = sqlite3_wal_checkpoint_v2 (st->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_error (st, e, "checkpoint");
+    st->unsynced = false;
     return 0;
 }
 

@@ -1,11 +1,16 @@
 /* state.h - the runner's durable state: supervised tasks, the update outbox, identity.
  *
- * One SQLite file (<state_dir>/runner-state.db, WAL, synchronous=FULL). Writes open a
- * transaction lazily; state_commit() makes everything since the last commit durable at
- * once, so one loop iteration costs one fsync however many tasks it touched. */
+ * One SQLite file (<state_dir>/runner-state.db, WAL, synchronous=NORMAL). Writes open a
+ * transaction lazily; state_commit() commits everything since the last commit at once.
+ * A commit survives a crash or kill -9 of the runner (it is in the WAL, in the kernel's
+ * page cache) but is flushed to the disk only by state_sync(), which the runner calls at
+ * most a second after a commit: a power loss of the node, which ends its tasks too, loses
+ * at most that last second of reports (the host then marks those tasks lost, or requeues
+ * them). An fsync per commit cost two fsyncs on the path of every task start. */
 #ifndef HR_RUNNER_STATE_H
 #define HR_RUNNER_STATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -42,6 +47,10 @@ struct state *state_open (const char *path, struct err *e);
 void state_close (struct state *st);
 /* Commits the open transaction, if any. Returns 0 or -1 (the writes are then lost). */
 int state_commit (struct state *st, struct err *e);
+/* Whether commits happened since the last state_sync. */
+bool state_unsynced (const struct state *st);
+/* Flushes every commit so far to the disk (WAL checkpoint with fsyncs). Returns 0 or -1. */
+int state_sync (struct state *st, struct err *e);
 
 /* Inserts T (spec copied). Returns 0 when inserted, 1 when (task_id, attempt) already
  * exists (row unchanged), -1 on error. */

@@ -1,10 +1,12 @@
 /* test_runner_state.c - runner state DB (tasks, outbox, finished set, meta) and node identity */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "lib/tap.h"
@@ -146,6 +148,32 @@ static void test_meta (struct state *st)
     is_int (state_commit (st, &e), 0, "commit");
 }
 
+/* Commits are flushed to the disk by state_sync only, but a killed runner loses none. */
+static void test_sync (struct state *st)
+{
+    struct err e = { 0 };
+    ok (state_unsynced (st), "commits since the last sync are reported unsynced");
+    is_int (state_sync (st, &e), 0, "sync (%s)", e.text);
+    ok (!state_unsynced (st), "nothing unsynced after sync");
+    is_int (state_sync (st, &e), 0, "sync with nothing to do");
+
+    pid_t pid = fork ();
+    if (pid == 0) {
+        struct state *c = state_open (dbpath, &e);
+        struct state_task t = mk (88, 1, STATE_RUNNING, "{}");
+        if (!c || state_task_add (c, &t, &e) < 0 || state_commit (c, &e) < 0)
+            _exit (1);
+        kill (getpid (), SIGKILL); /* no close, no sync: as kill -9 of the runner */
+        _exit (2);
+    }
+    int status = 0;
+    waitpid (pid, &status, 0);
+    ok (WIFSIGNALED (status) && WTERMSIG (status) == SIGKILL, "writer killed after its commit");
+    is_int (state_task_known (st, 88, 1, &e), 1, "a commit of a killed process is kept");
+    is_int (state_task_remove (st, 88, 1, &e), 0, "clean up");
+    is_int (state_commit (st, &e), 0, "commit");
+}
+
 static void test_reopen (void)
 {
     struct err e = { 0 };
@@ -254,6 +282,7 @@ int main (void)
     test_tasks (st);
     test_outbox (st);
     test_meta (st);
+    test_sync (st);
     state_close (st);
     test_reopen ();
     test_open_errors ();
