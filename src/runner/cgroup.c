@@ -775,6 +775,22 @@ error:
     return err_wrap (e, "cgroup `%s`", r);
 }
 
+int cgroup_task_rel (const struct cgroup_ctx *cg, const char *name, char *rel, size_t rsize,
+                     struct err *e)
+{
+    char r[CGROUP_PATH_MAX];
+    if (!name || !*name || strchr (name, '/') || strcmp (name, "..") == 0
+        || strcmp (name, ".") == 0)
+        return err_set (e, EINVAL, "invalid cgroup name `%s`", name ? name : "");
+    int rc = cg->mode == CGROUP_MODE_V2 && cg->base[0][0]
+                 ? path_join (r, sizeof r, cg->base[0], HK_DIR, name)
+                 : path_join (r, sizeof r, HK_DIR, name, NULL);
+    if (rc < 0 || strlen (r) >= rsize)
+        return err_set (e, ENAMETOOLONG, "cgroup name too long");
+    snprintf (rel, rsize, "%s", r);
+    return 0;
+}
+
 int cgroup_create (const struct cgroup_ctx *cg, const char *name, const struct cgroup_limits *lim,
                    char *rel, size_t rsize, struct err *e)
 {

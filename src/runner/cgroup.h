@@ -78,6 +78,10 @@ int cgroup_detect (const char *root, const char *mountinfo, const char *self,
 /* Fills *CG for a v2 tree at MOUNT with the runner cgroup BASE ("" = root); for tests. */
 void cgroup_ctx_v2 (struct cgroup_ctx *cg, const char *mount, const char *base);
 
+/* The REL name cgroup_create would give the task cgroup NAME, without creating anything.
+ * Returns 0 or -1 (EINVAL, ENAMETOOLONG when it does not fit RSIZE). */
+int cgroup_task_rel (const struct cgroup_ctx *cg, const char *name, char *rel, size_t rsize,
+                     struct err *e);
 /* Creates the task cgroup NAME ("task-1-1") under <base>/hakuriver, enabling controllers
  * along the path (v2; moves the processes of the runner's cgroup into a "runner" leaf when
  * the no-internal-process rule requires it) or initialising cpuset (v1), then applies LIM.

@@ -90,6 +90,7 @@ enum {
     STAGE_EXEC,
     STAGE_FORK,
     STAGE_OUTPUT,
+    STAGE_CGROUP_CREATE,
 };
 
 static const char *stage_name (int stage)
@@ -106,6 +107,7 @@ static const char *stage_name (int stage)
     case STAGE_EXEC: return "cannot execute";
     case STAGE_FORK: return "cannot fork the task process";
     case STAGE_OUTPUT: return "cannot open the output files (task_outputs/, task_errors/)";
+    case STAGE_CGROUP_CREATE: return "cannot create the task cgroup";
     }
     return "cannot start";
 }
@@ -135,8 +137,12 @@ struct launch {
     int nprocs;
     char exit_path[CGROUP_PATH_MAX + 64];
     char exit_tmp[CGROUP_PATH_MAX + 80];
-    struct cgroup_ctx cg;          /* for the shim's clean-up of CGROUP_REL */
-    char cgroup_rel[CGROUP_PATH_MAX];
+    struct cgroup_ctx cg;          /* the shim creates and removes the task cgroup */
+    char cgroup_name[64];          /* "task-<id>-<attempt>" */
+    char cgroup_rel[CGROUP_PATH_MAX]; /* what cgroup_create names it (cgroup_task_rel) */
+    int cores;                     /* limits (struct cgroup_limits) */
+    int64_t memory_bytes;
+    char cpuset_cpus[4096], cpuset_mems[16]; /* "" = inherit */
     const char *out_path, *err_path; /* opened by the shim (sent as strings) */
 };
 
@@ -288,15 +294,6 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
             l->mems[s->numa / (8 * sizeof (unsigned long))] |= 1UL << (s->numa % (8 * sizeof (unsigned long)));
     }
 
-    char dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
-    int nd = rel ? cgroup_dirs (&n->cg, rel, dirs, e) : 0;
-    if (nd < 0)
-        return -1;
-    for (int i = 0; i < nd; i++)
-        snprintf (l->procs[i], sizeof l->procs[i], "%.*s/cgroup.procs",
-                  (int)(sizeof l->procs[i] - 16), dirs[i]);
-    l->nprocs = nd;
-
     exit_path (n, s->task_id, s->attempt, l->exit_path, sizeof l->exit_path);
     snprintf (l->exit_tmp, sizeof l->exit_tmp, "%s.tmp", l->exit_path);
     l->cg = n->cg;
@@ -415,17 +412,23 @@ static void shim_cleanup (const struct launch *l, struct shim_cleanup *c)
     c->cleaned = cgroup_remove (&l->cg, l->cgroup_rel, &e) == 0;
 }
 
-/* Writes "<exit code> <signal> <stage> <errno> <oom kills> <memory limit> <cleaned>\n" to
- * the exit file, atomically (rename). STAGE is non-zero when the task failed before execvp;
- * CLEANED 1 says the shim read the OOM counter and removed the cgroup (runner: nothing left
- * to do). Shims of earlier versions wrote only the first two or four fields. */
-static void shim_record (const struct launch *l, int code, int sig, int stage, int err)
+/* Writes "<exit code> <signal> <stage> <errno> <oom kills> <memory limit> <cleaned>
+ * [<detail>]\n" to the exit file, atomically (rename). STAGE is non-zero when the task
+ * failed before execvp, DETAIL (may be NULL; one line) then says what exactly; CLEANED 1
+ * says the shim read the OOM counter and removed the cgroup (runner: nothing left to do).
+ * Shims of earlier versions wrote only the first two or four fields. */
+static void shim_record (const struct launch *l, int code, int sig, int stage, int err,
+                         const char *detail)
 {
-    char buf[160];
+    char buf[700];
     struct shim_cleanup c;
     shim_cleanup (l, &c);
-    int len = snprintf (buf, sizeof buf, "%d %d %d %d %lld %lld %d\n", code, sig, stage, err,
-                        c.oom_kills, c.mem_limit, c.cleaned);
+    int len = snprintf (buf, sizeof buf, "%d %d %d %d %lld %lld %d%s%.600s\n", code, sig,
+                        stage, err, c.oom_kills, c.mem_limit, c.cleaned,
+                        detail && *detail ? " " : "", detail ? detail : "");
+    for (int i = 0; i < len - 1; i++)
+        if (buf[i] == '\n')
+            buf[i] = ' ';
     int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return;
@@ -469,15 +472,42 @@ static _Noreturn void run_shim (struct launch *l, int err_r, int err_w)
     }
     syscall (SYS_close_range, from, ~0U, 0);
 
+    /* The task cgroup, and the cgroup.procs files the task process writes itself into. */
+    struct err e = { 0 };
+    char rel[CGROUP_PATH_MAX], dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
+    struct cgroup_limits lim = { .cores = l->cores, .memory_bytes = l->memory_bytes,
+                                 .cpus = l->cpuset_cpus[0] ? l->cpuset_cpus : NULL,
+                                 .mems = l->cpuset_mems[0] ? l->cpuset_mems : NULL };
+    if (cgroup_create (&l->cg, l->cgroup_name, &lim, rel, sizeof rel, &e) < 0
+        || strcmp (rel, l->cgroup_rel) != 0) {
+        if (!e.code) { /* cannot happen: cgroup_task_rel computes what cgroup_create makes */
+            struct err ignore = { 0 };
+            err_set (&e, EINVAL, "cgroup `%s` is not the expected `%s`", rel, l->cgroup_rel);
+            cgroup_remove (&l->cg, rel, &ignore);
+        }
+        l->cgroup_rel[0] = '\0'; /* nothing of ours to clean up */
+        shim_record (l, 127, 0, STAGE_CGROUP_CREATE, e.code, e.text);
+        _exit (0);
+    }
+    int nd = cgroup_dirs (&l->cg, rel, dirs, &e);
+    for (int i = 0; i < nd && i < CGROUP_NCTRL; i++)
+        snprintf (l->procs[i], sizeof l->procs[i], "%.*s/cgroup.procs",
+                  (int)(sizeof l->procs[i] - 16), dirs[i]);
+    l->nprocs = nd > 0 ? nd : 0;
+
     if ((l->out_fd = open_output (l->out_path)) < 0 || (l->err_fd = open_output (l->err_path)) < 0
         || (l->null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-        shim_record (l, 127, 0, STAGE_OUTPUT, errno);
+        int err = errno;
+        char what[600];
+        snprintf (what, sizeof what, "`%s`: %s", l->out_fd < 0 ? l->out_path : l->err_path,
+                  strerror (err));
+        shim_record (l, 127, 0, STAGE_OUTPUT, err, what);
         _exit (0);
     }
 
     pid_t child = start_task_process (l, err_r, err_w);
     if (child < 0) {
-        shim_record (l, 127, 0, STAGE_FORK, errno);
+        shim_record (l, 127, 0, STAGE_FORK, errno, NULL);
         _exit (0);
     }
     close (err_w);
@@ -500,15 +530,15 @@ static _Noreturn void run_shim (struct launch *l, int err_r, int err_w)
     int st = 0;
     while (waitpid (child, &st, 0) < 0)
         if (errno != EINTR) {
-            shim_record (l, 255, 0, 0, 0);
+            shim_record (l, 255, 0, 0, 0, NULL);
             _exit (0);
         }
     if (have == sizeof se)
-        shim_record (l, 127, 0, se.stage, se.err);
+        shim_record (l, 127, 0, se.stage, se.err, NULL);
     else if (WIFSIGNALED (st))
-        shim_record (l, 128 + WTERMSIG (st), WTERMSIG (st), 0, 0);
+        shim_record (l, 128 + WTERMSIG (st), WTERMSIG (st), 0, 0, NULL);
     else
-        shim_record (l, WEXITSTATUS (st), 0, 0, 0);
+        shim_record (l, WEXITSTATUS (st), 0, 0, 0, NULL);
     _exit (0);
 }
 
@@ -557,13 +587,25 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     if (n->cg.mode == CGROUP_MODE_NONE)
         return err_set (e, ENOTSUP, "no usable cgroup hierarchy on this runner: native tasks "
                         "need cgroups for limits, pause and kill");
-    /* REL must also fit exec_task.cgroup, which the runner persists. */
-    if (cgroup_create (&n->cg, name, &lim, rel, sizeof ((struct exec_task *)0)->cgroup, e) < 0)
+    if (lim.cores > 0 && n->cg.mode == CGROUP_MODE_V1 && !n->cg.mount[CGROUP_CPU][0])
+        return err_set (e, ENOTSUP, "cannot create the task cgroup: a CPU limit needs the "
+                        "cgroup v1 cpu controller");
+    if (lim.memory_bytes > 0 && n->cg.mode == CGROUP_MODE_V1 && !n->cg.mount[CGROUP_MEMORY][0])
+        return err_set (e, ENOTSUP, "cannot create the task cgroup: a memory limit needs the "
+                        "cgroup v1 memory controller");
+    /* The shim creates the cgroup (run_shim); REL must also fit exec_task.cgroup, which the
+     * runner persists. */
+    if (cgroup_task_rel (&n->cg, name, rel, sizeof ((struct exec_task *)0)->cgroup, e) < 0)
         return err_wrap (e, "cannot create the task cgroup");
 
     struct launch l;
     if (launch_prepare (n, s, rel, &l, e) < 0)
-        goto fail_cgroup;
+        goto fail_launch;
+    snprintf (l.cgroup_name, sizeof l.cgroup_name, "%s", name);
+    l.cores = lim.cores;
+    l.memory_bytes = lim.memory_bytes;
+    snprintf (l.cpuset_cpus, sizeof l.cpuset_cpus, "%s", cpus);
+    snprintf (l.cpuset_mems, sizeof l.cpuset_mems, "%s", mems);
     unlink (l.exit_path);
 
     int pfd[2];
@@ -604,9 +646,6 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
 
 fail_launch:
     launch_free (&l);
-fail_cgroup:;
-    struct err ignore = { 0 };
-    cgroup_remove (&n->cg, rel, &ignore);
     return -1;
 }
 
@@ -652,17 +691,20 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
     char path[CGROUP_PATH_MAX + 64];
     exit_path (n, t->task_id, t->attempt, path, sizeof path);
     FILE *f = fopen (path, "re");
-    int code = 0, sig = 0, stage = 0, serr = 0, cleaned = 0;
+    int code = 0, sig = 0, stage = 0, serr = 0, cleaned = 0, used = 0;
     long long fkills = 0, flimit = 0;
     bool have = false;
+    char line[800] = "", *detail = NULL;
     if (f) {
-        char line[160] = "";
         if (fgets (line, sizeof line, f)) {
-            int nf = sscanf (line, "%d %d %d %d %lld %lld %d", &code, &sig, &stage, &serr,
-                             &fkills, &flimit, &cleaned);
+            line[strcspn (line, "\n")] = '\0';
+            int nf = sscanf (line, "%d %d %d %d %lld %lld %d%n", &code, &sig, &stage, &serr,
+                             &fkills, &flimit, &cleaned, &used);
             have = nf >= 2;
             if (nf < 7)
                 cleaned = 0;
+            else if (line[used] == ' ' && line[used + 1])
+                detail = line + used + 1;
         }
         fclose (f);
     }
@@ -684,6 +726,9 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
         if (stage == STAGE_EXEC && t->command[0])
             snprintf (res->message, sizeof res->message, "Failed to start task: cannot "
                       "execute `%s`: %s", t->command, strerror (serr));
+        else if (stage && detail)
+            snprintf (res->message, sizeof res->message, "Failed to start task: %s: %s",
+                      stage_name (stage), detail);
         else if (stage)
             snprintf (res->message, sizeof res->message, "Failed to start task: %s: %s",
                       stage_name (stage), strerror (serr));
