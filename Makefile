@@ -35,6 +35,12 @@ MAIN_OBJ   := $(BUILD)/obj/main.o
 ALL_LIB    := $(BUILD)/libhost.a $(BUILD)/librunner.a $(BUILD)/libcli.a $(BUILD)/libcommon.a
 
 BIN   := $(BUILD)/hakuriver
+# The native task shim as its own small executable (src/shim_main.c): static, so that the
+# runner's posix_spawn of it loads nothing (sanitizer builds link it dynamically).
+SHIM_BIN := $(BUILD)/hakuriver-shim
+SHIM_OBJ := $(BUILD)/obj/shim_main.o $(call obj,src/runner/native_shim.c src/runner/cgroup.c \
+            src/runner/shim.c src/runner/spawn_msg.c src/common/err.c src/common/xalloc.c \
+            src/common/fileio.c)
 LINKS := hakuriver.host hakuriver.runner hakuriver.client hakuriver.task hakuriver.init \
          hakuriver.docker hakuriver.docker-shell hakuriver.vps hakuriver.ssh hakurun
 
@@ -44,7 +50,7 @@ UNIT_BIN  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 .PHONY: all check check-unit check-integration asan bench bench-native bench-docker bench-vps install clean \
         format links
 
-all: $(BIN) links
+all: $(BIN) $(SHIM_BIN) links
 
 $(BUILD)/obj/%.o: src/%.c
 	@mkdir -p $(dir $@)
@@ -62,6 +68,9 @@ $(BUILD)/libcli.a: $(CLI_OBJ)
 
 $(BIN): $(MAIN_OBJ) $(ALL_LIB)
 	$(CC) $(LDFLAGS) -o $@ $(MAIN_OBJ) $(ALL_LIB) $(LIBS)
+
+$(SHIM_BIN): $(SHIM_OBJ)
+	$(CC) $(LDFLAGS) $(if $(SANITIZE),,-static) -o $@ $(SHIM_OBJ)
 
 links: $(BIN)
 	@for l in $(LINKS); do ln -sf hakuriver $(BUILD)/$$l; done
@@ -99,6 +108,8 @@ bench-vps: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/bin/hakuriver
+	install -d $(DESTDIR)$(PREFIX)/libexec/hakuriver
+	install -m 0755 $(SHIM_BIN) $(DESTDIR)$(PREFIX)/libexec/hakuriver/hakuriver-shim
 	@for l in $(LINKS); do ln -sf hakuriver $(DESTDIR)$(PREFIX)/bin/$$l; done
 
 format:

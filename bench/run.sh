@@ -149,11 +149,14 @@ echo "details:"
 echo "  latency:  $LAT"
 echo "  makespan: $MK"
 echo "  daemon CPU over the makespan window (host,runner,spawner): $(kv cpu_by_pid_s "$MK") s"
+echo "  not counted above: the task shims and the tasks (reaped children of runner and spawner):" \
+     "$(kv children_cpu_s "$MK") s"
 echo "  submit:   $SUB"
 echo "  pages:    $PG"
 echo "  host RSS kB: idle $RSS_IDLE, after runs $RSS_AFTER_RUNS, restart with $ROWS rows" \
      "$RSS_START, after pages $RSS_PAGES, peak $HWM; db ${DBSIZE} kB"
 n_err=$(grep -c -i -E "error|warn" "$DIR/host.log" "$DIR/runner.log" | tr '\n' ' ')
 echo "  log lines with error/warn: $n_err"
+grep -h -i -E "error|warn" "$DIR/host.log" "$DIR/runner.log" | head -n 5 | sed 's/^/    /' 
 [ "$BROKEN" = 0 ] || { echo "run.sh: some benchmark did not run properly (see above)" >&2; exit 1; }
 exit 0

@@ -26,15 +26,15 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <pwd.h>
-#include <numaif.h>
+#include <spawn.h>
+#include <sys/mman.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -45,72 +45,32 @@
 #include "common/xalloc.h"
 #include "runner/cgroup.h"
 #include "runner/exec.h"
+#include "runner/native_shim.h"
 #include "runner/numa.h"
 #include "runner/shim.h"
 #include "runner/spawner.h"
 
 extern char **environ;
 
-
-#define MAX_GROUPS 256
-
 struct user_cache {                /* the last runner_user lookup */
     char *name, *home;
     uid_t uid;
     gid_t gid;
-    gid_t groups[MAX_GROUPS];
+    gid_t groups[NATIVE_MAX_GROUPS];
     int ngroups;
     time_t at;
 };
 
 struct native {
     char *state_dir;
+    char *shim_exe;                    /* hakuriver-shim, or NULL: the spawner forks shims */
+    char **shim_env;                   /* its environment: ours without HAKURIVER_* */
     struct user_cache user;
     struct cgroup_ctx cg;
     struct numa_topology topo;
     /* Exit files of collected tasks, unlinked once the runner has committed their result. */
     struct shim_exit_files done;       /* exit files to unlink after the runner committed */
 };
-
-/* What the task process reports when a step before execvp fails. */
-struct start_error {
-    int stage;
-    int err;
-};
-
-enum {
-    STAGE_CGROUP = 1,
-    STAGE_AFFINITY,
-    STAGE_MEMPOLICY,
-    STAGE_STDIO,
-    STAGE_CHDIR,
-    STAGE_GROUPS,
-    STAGE_SETGID,
-    STAGE_SETUID,
-    STAGE_EXEC,
-    STAGE_FORK,
-    STAGE_OUTPUT,
-    STAGE_CGROUP_CREATE,
-};
-
-static const char *stage_name (int stage)
-{
-    switch (stage) {
-    case STAGE_CGROUP: return "cannot join the task cgroup";
-    case STAGE_AFFINITY: return "cannot bind to the NUMA node's CPUs";
-    case STAGE_MEMPOLICY: return "cannot bind memory to the NUMA node";
-    case STAGE_STDIO: return "cannot set up stdin/stdout/stderr";
-    case STAGE_CHDIR: return "cannot enter the working directory";
-    case STAGE_GROUPS: return "cannot set supplementary groups";
-    case STAGE_SETGID: return "cannot switch group";
-    case STAGE_SETUID: return "cannot switch user";
-    case STAGE_EXEC: return "cannot execute";
-    case STAGE_FORK: return "cannot fork the task process";
-    case STAGE_OUTPUT: return "cannot open the output files (task_outputs/, task_errors/)";
-    case STAGE_CGROUP_CREATE: return "cannot create the task cgroup";
-    }
-    return "cannot start";
-}
 
 static void exit_path (struct native *n, uint64_t id, int attempt, char *buf, size_t size)
 {
@@ -119,34 +79,8 @@ static void exit_path (struct native *n, uint64_t id, int attempt, char *buf, si
 
 /* ---- everything prepared before fork --------------------------------------------------- */
 
-struct launch {
-    char **argv;
-    char **envp;                   /* owned strings */
-    size_t nenv;
-    int out_fd, err_fd, null_fd;
-    const char *workdir;
-    bool switch_user;
-    uid_t uid;
-    gid_t gid;
-    gid_t groups[MAX_GROUPS];
-    int ngroups;
-    bool bind_cpus;
-    cpu_set_t cpus;
-    unsigned long mems[64];        /* node mask for set_mempolicy(MPOL_BIND) */
-    char procs[CGROUP_NCTRL][CGROUP_PATH_MAX];
-    int nprocs;
-    char exit_path[CGROUP_PATH_MAX + 64];
-    char exit_tmp[CGROUP_PATH_MAX + 80];
-    struct cgroup_ctx cg;          /* the shim creates and removes the task cgroup */
-    char cgroup_name[64];          /* "task-<id>-<attempt>" */
-    char cgroup_rel[CGROUP_PATH_MAX]; /* what cgroup_create names it (cgroup_task_rel) */
-    int cores;                     /* limits (struct cgroup_limits) */
-    int64_t memory_bytes;
-    char cpuset_cpus[4096], cpuset_mems[16]; /* "" = inherit */
-    const char *out_path, *err_path; /* opened by the shim (sent as strings) */
-};
 
-static void env_add (struct launch *l, size_t *cap, char *kv)
+static void env_add (struct native_launch *l, size_t *cap, char *kv)
 {
     /* A later KEY=... replaces an earlier one. */
     size_t klen = strcspn (kv, "=");
@@ -164,7 +98,7 @@ static void env_add (struct launch *l, size_t *cap, char *kv)
     l->envp[l->nenv] = NULL;
 }
 
-static void launch_free (struct launch *l)
+static void launch_free (struct native_launch *l)
 {
     for (size_t i = 0; i < l->nenv; i++)
         free (l->envp[i]);
@@ -177,17 +111,12 @@ static void launch_free (struct launch *l)
         close (l->null_fd);
 }
 
-static int open_output (const char *path)
-{
-    return open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
-}
-
 /* Resolves the user to run as and refuses root unless allowed. The lookup (NSS: files,
  * nscd, LDAP...) is cached for USER_CACHE_S seconds: one per task was a measurable part
  * of a start. */
 #define USER_CACHE_S 60
 
-static int resolve_user (struct native *n, const struct exec_spec *s, struct launch *l,
+static int resolve_user (struct native *n, const struct exec_spec *s, struct native_launch *l,
                          const char **home, const char **name, struct err *e)
 {
     *home = NULL;
@@ -209,7 +138,7 @@ static int resolve_user (struct native *n, const struct exec_spec *s, struct lau
             u->home = xstrdup (res->pw_dir);
             u->uid = res->pw_uid;
             u->gid = res->pw_gid;
-            int ng = MAX_GROUPS;
+            int ng = NATIVE_MAX_GROUPS;
             if (getgrouplist (res->pw_name, res->pw_gid, u->groups, &ng) < 0)
                 ng = 1, u->groups[0] = res->pw_gid;
             u->ngroups = ng;
@@ -235,7 +164,7 @@ static int resolve_user (struct native *n, const struct exec_spec *s, struct lau
 }
 
 static int launch_prepare (struct native *n, const struct exec_spec *s, const char *rel,
-                           struct launch *l, struct err *e)
+                           struct native_launch *l, struct err *e)
 {
     memset (l, 0, sizeof *l);
     l->out_fd = l->err_fd = l->null_fd = -1;
@@ -305,260 +234,65 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
     return 0;
 }
 
-/* ---- the forked side: system calls only ---------------------------------------------- */
-
-static _Noreturn void child_fail (int errfd, int stage)
-{
-    struct start_error se = { stage, errno };
-    shim_write_all (errfd, &se, sizeof se);
-    _exit (127);
-}
-
-/* The task process. ERRFD is close-on-exec: it closes by itself when execvp succeeds. */
-static _Noreturn void run_task (const struct launch *l, int errfd)
-{
-    sigset_t all;
-    sigemptyset (&all);
-    for (int sig = 1; sig < NSIG; sig++)
-        signal (sig, SIG_DFL);
-    sigprocmask (SIG_SETMASK, &all, NULL);
-
-    char pid[32];
-    int len = snprintf (pid, sizeof pid, "%d", (int)getpid ());
-    for (int i = 0; i < l->nprocs; i++) {
-        int fd = open (l->procs[i], O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write (fd, pid, (size_t)len) != len)
-            child_fail (errfd, STAGE_CGROUP);
-        close (fd);
-    }
-    /* Also where cpuset is not delegated (v2 without the cpuset controller): CPUs by
-     * affinity, memory by policy. */
-    if (l->bind_cpus && sched_setaffinity (0, sizeof l->cpus, &l->cpus) < 0)
-        child_fail (errfd, STAGE_AFFINITY);
-    if (l->bind_cpus
-        && syscall (SYS_set_mempolicy, MPOL_BIND, l->mems, (unsigned long)(sizeof l->mems * 8)) < 0
-        && errno != ENOSYS)
-        child_fail (errfd, STAGE_MEMPOLICY);
-    if (dup2 (l->null_fd, 0) < 0 || dup2 (l->out_fd, 1) < 0 || dup2 (l->err_fd, 2) < 0)
-        child_fail (errfd, STAGE_STDIO);
-    if (chdir (l->workdir) < 0)
-        child_fail (errfd, STAGE_CHDIR);
-    if (l->switch_user) {
-        if (setgroups ((size_t)l->ngroups, l->groups) < 0)
-            child_fail (errfd, STAGE_GROUPS);
-        if (setresgid (l->gid, l->gid, l->gid) < 0)
-            child_fail (errfd, STAGE_SETGID);
-        if (setresuid (l->uid, l->uid, l->uid) < 0)
-            child_fail (errfd, STAGE_SETUID);
-    }
-    environ = l->envp;
-    execvp (l->argv[0], l->argv);
-    child_fail (errfd, STAGE_EXEC);
-}
-
-struct task_args {
-    const struct launch *l;
-    int err_r, err_w;
-};
-
-static int task_entry (void *arg)
-{
-    struct task_args *a = arg;
-    close (a->err_r);
-    run_task (a->l, a->err_w);
-}
-
-/* Starts the task process. It shares the shim's memory until its execvp (clone with
- * CLONE_VM | CLONE_VFORK on a stack of its own, as posix_spawn does): nothing is copied,
- * and run_task only makes system calls. Sanitizer builds fork instead (their runtime keeps
- * per-thread state that such a child would share). Returns the pid or -1. */
-static pid_t start_task_process (const struct launch *l, int err_r, int err_w)
-{
-    struct task_args a = { l, err_r, err_w };
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-    pid_t pid = fork ();
-    if (pid == 0)
-        task_entry (&a);
-    return pid;
-#else
-    enum { STACK = 256 * 1024 };
-    /* Not unmapped: the shim exits soon after its task. */
-    char *stack = mmap (NULL, STACK, PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED)
-        return -1;
-    return clone (task_entry, stack + STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, &a);
-#endif
-}
-
-/* Reads the OOM counter of the task cgroup, then removes it: whatever the task left behind
- * (background children) is killed with it. Fills the clean-up fields of the exit record. */
-struct shim_cleanup {
-    long long oom_kills, mem_limit;
-    int cleaned;                   /* 1: the cgroup is gone and the counter was read */
-};
-
-static void shim_cleanup (const struct launch *l, struct shim_cleanup *c)
-{
-    struct err e = { 0 };
-    int64_t kills = 0, limit = 0;
-    memset (c, 0, sizeof *c);
-    if (!l->cgroup_rel[0])
-        return;
-    if (cgroup_oom (&l->cg, l->cgroup_rel, &kills, &limit, &e) < 0)
-        return;
-    c->oom_kills = kills;
-    c->mem_limit = limit;
-    c->cleaned = cgroup_remove (&l->cg, l->cgroup_rel, &e) == 0;
-}
-
-/* Writes "<exit code> <signal> <stage> <errno> <oom kills> <memory limit> <cleaned>
- * [<detail>]\n" to the exit file, atomically (rename). STAGE is non-zero when the task
- * failed before execvp, DETAIL (may be NULL; one line) then says what exactly; CLEANED 1
- * says the shim read the OOM counter and removed the cgroup (runner: nothing left to do).
- * Shims of earlier versions wrote only the first two or four fields. */
-static void shim_record (const struct launch *l, int code, int sig, int stage, int err,
-                         const char *detail)
-{
-    char buf[700];
-    struct shim_cleanup c;
-    shim_cleanup (l, &c);
-    int len = snprintf (buf, sizeof buf, "%d %d %d %d %lld %lld %d%s%.600s\n", code, sig,
-                        stage, err, c.oom_kills, c.mem_limit, c.cleaned,
-                        detail && *detail ? " " : "", detail ? detail : "");
-    for (int i = 0; i < len - 1; i++)
-        if (buf[i] == '\n')
-            buf[i] = ' ';
-    int fd = open (l->exit_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return;
-    shim_write_all (fd, buf, (size_t)len);
-    /* No fsync: the file only has to outlive a runner crash, and the page cache does; a
-     * machine crash ends the task too. */
-    close (fd);
-    rename (l->exit_tmp, l->exit_path);
-}
-
-/* The shim: forks the task, learns through the close-on-exec pipe (ERR_R, ERR_W) whether
- * it reached execvp, waits for it and records the result. */
-static _Noreturn void run_shim (struct launch *l, int err_r, int err_w)
-{
-    setsid ();
-    prctl (PR_SET_NAME, SHIM_COMM, 0, 0, 0);
-    /* The shim must outlive terminals and stop requests; only the task gets signals. It
-     * keeps the runner's blocked signal mask, so nothing but SIGKILL reaches it. */
-    signal (SIGPIPE, SIG_IGN);
-    signal (SIGHUP, SIG_IGN);
-    signal (SIGINT, SIG_IGN);
-    signal (SIGTERM, SIG_IGN);
-
-    /* Drop every descriptor inherited from the runner (its database, sockets) except the
-     * ones the task needs. */
-    int keep[] = { err_r, err_w };
-    const int nkeep = (int)(sizeof keep / sizeof keep[0]);
-    for (int i = 0; i < nkeep; i++)      /* sort the descriptors */
-        for (int j = i + 1; j < nkeep; j++)
-            if (keep[j] < keep[i]) {
-                int x = keep[i];
-                keep[i] = keep[j];
-                keep[j] = x;
-            }
-    unsigned from = 3;
-    for (int i = 0; i < nkeep; i++) {
-        if ((unsigned)keep[i] > from)
-            syscall (SYS_close_range, from, (unsigned)keep[i] - 1, 0);
-        if ((unsigned)keep[i] + 1 > from)
-            from = (unsigned)keep[i] + 1;
-    }
-    syscall (SYS_close_range, from, ~0U, 0);
-
-    /* The task cgroup, and the cgroup.procs files the task process writes itself into. */
-    struct err e = { 0 };
-    char rel[CGROUP_PATH_MAX], dirs[CGROUP_NCTRL][CGROUP_PATH_MAX];
-    struct cgroup_limits lim = { .cores = l->cores, .memory_bytes = l->memory_bytes,
-                                 .cpus = l->cpuset_cpus[0] ? l->cpuset_cpus : NULL,
-                                 .mems = l->cpuset_mems[0] ? l->cpuset_mems : NULL };
-    if (cgroup_create (&l->cg, l->cgroup_name, &lim, rel, sizeof rel, &e) < 0
-        || strcmp (rel, l->cgroup_rel) != 0) {
-        if (!e.code) { /* cannot happen: cgroup_task_rel computes what cgroup_create makes */
-            struct err ignore = { 0 };
-            err_set (&e, EINVAL, "cgroup `%s` is not the expected `%s`", rel, l->cgroup_rel);
-            cgroup_remove (&l->cg, rel, &ignore);
-        }
-        l->cgroup_rel[0] = '\0'; /* nothing of ours to clean up */
-        shim_record (l, 127, 0, STAGE_CGROUP_CREATE, e.code, e.text);
-        _exit (0);
-    }
-    int nd = cgroup_dirs (&l->cg, rel, dirs, &e);
-    for (int i = 0; i < nd && i < CGROUP_NCTRL; i++)
-        snprintf (l->procs[i], sizeof l->procs[i], "%.*s/cgroup.procs",
-                  (int)(sizeof l->procs[i] - 16), dirs[i]);
-    l->nprocs = nd > 0 ? nd : 0;
-
-    if ((l->out_fd = open_output (l->out_path)) < 0 || (l->err_fd = open_output (l->err_path)) < 0
-        || (l->null_fd = open ("/dev/null", O_RDONLY | O_CLOEXEC)) < 0) {
-        int err = errno;
-        char what[600];
-        snprintf (what, sizeof what, "`%s`: %s", l->out_fd < 0 ? l->out_path : l->err_path,
-                  strerror (err));
-        shim_record (l, 127, 0, STAGE_OUTPUT, err, what);
-        _exit (0);
-    }
-
-    pid_t child = start_task_process (l, err_r, err_w);
-    if (child < 0) {
-        shim_record (l, 127, 0, STAGE_FORK, errno, NULL);
-        _exit (0);
-    }
-    close (err_w);
-    close (l->out_fd);
-    close (l->err_fd);
-    close (l->null_fd);
-
-    struct start_error se = { 0 };
-    size_t have = 0;
-    while (have < sizeof se) {
-        ssize_t got = read (err_r, (char *)&se + have, sizeof se - have);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got <= 0)
-            break;
-        have += (size_t)got;
-    }
-    close (err_r);
-
-    int st = 0;
-    while (waitpid (child, &st, 0) < 0)
-        if (errno != EINTR) {
-            shim_record (l, 255, 0, 0, 0, NULL);
-            _exit (0);
-        }
-    if (have == sizeof se)
-        shim_record (l, 127, 0, se.stage, se.err, NULL);
-    else if (WIFSIGNALED (st))
-        shim_record (l, 128 + WTERMSIG (st), WTERMSIG (st), 0, 0, NULL);
-    else
-        shim_record (l, WEXITSTATUS (st), 0, 0, 0, NULL);
-    _exit (0);
-}
-
-/* The spawner's handler (see spawner.h): MSG is what native_start packed. */
 static int native_spawn_kind = -1;
 
-static void native_shim_main (char *msg, size_t len, const int *fds, int nfds)
+/* Starts EXE (hakuriver-shim) with posix_spawn in a new session, the launch message on
+ * descriptor 3 and the start pipe on 4 and 5. glibc's posix_spawn shares our memory with
+ * the child until its exec (CLONE_VM | CLONE_VFORK): nothing is copied. Returns the pid,
+ * or -1 with E set. */
+static pid_t spawn_shim_exe (struct native *n, const struct spawn_msg *m, const int pipe_fds[2],
+                             struct err *e)
 {
-    struct spawn_reader r = { .p = msg, .left = len };
-    struct launch l;
-    spawn_read (&r, &l, sizeof l);
-    l.argv = spawn_read_strv (&r);
-    l.envp = spawn_read_strv (&r);
-    l.workdir = spawn_read_str (&r);
-    l.out_path = spawn_read_str (&r);
-    l.err_path = spawn_read_str (&r);
-    if (r.bad || nfds != 2 || !l.argv || !l.envp || !l.workdir || !l.out_path || !l.err_path)
-        _exit (127);
-    l.out_fd = l.err_fd = l.null_fd = -1;
-    run_shim (&l, fds[0], fds[1]);
+    int fds[3] = { -1, -1, -1 }, rc;
+    pid_t pid = -1;
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    fds[0] = memfd_create ("hr-launch", MFD_CLOEXEC);
+    if (fds[0] < 0)
+        return err_set (e, errno, "memfd_create: %s", strerror (errno));
+    size_t off = 0;
+    while (off < m->len) {
+        ssize_t w = write (fds[0], m->buf + off, m->len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            err_set (e, errno, "writing the launch message: %s", strerror (errno));
+            close (fds[0]);
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    /* Sources above 5, so that no dup2 below overwrites another's source. */
+    for (int i = 0; i < 3; i++) {
+        int src = i == 0 ? fds[0] : pipe_fds[i - 1];
+        fds[i] = fcntl (src, F_DUPFD_CLOEXEC, 10);
+        if (i == 0)
+            close (src);
+        if (fds[i] < 0) {
+            err_set (e, errno, "fcntl(F_DUPFD): %s", strerror (errno));
+            goto out;
+        }
+    }
+    posix_spawn_file_actions_init (&fa);
+    posix_spawnattr_init (&attr);
+    for (int i = 0; i < 3; i++)
+        posix_spawn_file_actions_adddup2 (&fa, fds[i], 3 + i);
+    /* Signal mask inherited: the runner blocks everything it reads from its signalfd, and
+     * a shim must only die of SIGKILL (run_shim). */
+    posix_spawnattr_setflags (&attr, POSIX_SPAWN_SETSID);
+    char *argv[] = { (char *)SHIM_COMM, NULL };
+    rc = posix_spawn (&pid, n->shim_exe, &fa, &attr, argv, n->shim_env);
+    posix_spawn_file_actions_destroy (&fa);
+    posix_spawnattr_destroy (&attr);
+    if (rc != 0) {
+        err_set (e, rc, "cannot start `%s`: %s", n->shim_exe, strerror (rc));
+        pid = -1;
+    }
+out:
+    for (int i = 0; i < 3; i++)
+        if (fds[i] >= 0)
+            close (fds[i]);
+    return pid;
 }
 
 /* ---- executor operations ------------------------------------------------------------- */
@@ -598,7 +332,7 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     if (cgroup_task_rel (&n->cg, name, rel, sizeof ((struct exec_task *)0)->cgroup, e) < 0)
         return err_wrap (e, "cannot create the task cgroup");
 
-    struct launch l;
+    struct native_launch l;
     if (launch_prepare (n, s, rel, &l, e) < 0)
         goto fail_launch;
     snprintf (l.cgroup_name, sizeof l.cgroup_name, "%s", name);
@@ -622,7 +356,20 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     spawn_msg_put_str (&m, l.err_path);
     int fds[2] = { pfd[0], pfd[1] };
     int pidfd = -1;
-    pid_t shim = spawner_spawn (native_spawn_kind, m.buf, m.len, fds, 2, &pidfd, e);
+    pid_t shim = -1;
+    int pidfd_err = 0;
+    if (n->shim_exe) {
+        shim = spawn_shim_exe (n, &m, fds, e);
+        if (shim > 0 && (pidfd = shim_pidfd_open (shim)) < 0)
+            pidfd_err = errno;
+        else if (shim < 0)
+            log_warn ("task %" PRIu64 ".%d: %s; forking the shim instead", s->task_id,
+                      s->attempt, e->text);
+    }
+    if (shim < 0) {
+        shim = spawner_spawn (native_spawn_kind, m.buf, m.len, fds, 2, &pidfd, e);
+        pidfd_err = errno;
+    }
     spawn_msg_free (&m);
     /* The runner does not wait for the exec (moving the task into its v1 cgroups can take
      * a while): a failure before execvp reaches collect() through the exit file. */
@@ -640,7 +387,7 @@ static int native_start (struct executor *ex, const struct exec_spec *s, struct 
     log_escape (s->argv[0], out->command, sizeof out->command);
     if (out->pidfd < 0)
         log_warn ("task %" PRIu64 ".%d: pidfd_open: %s; checking the shim once a second",
-                  s->task_id, s->attempt, strerror (errno));
+                  s->task_id, s->attempt, strerror (pidfd_err));
     launch_free (&l);
     return 0;
 
@@ -728,10 +475,10 @@ static int native_collect (struct executor *ex, struct exec_task *t, struct exec
                       "execute `%s`: %s", t->command, strerror (serr));
         else if (stage && detail)
             snprintf (res->message, sizeof res->message, "Failed to start task: %s: %s",
-                      stage_name (stage), detail);
+                      native_stage_name (stage), detail);
         else if (stage)
             snprintf (res->message, sizeof res->message, "Failed to start task: %s: %s",
-                      stage_name (stage), strerror (serr));
+                      native_stage_name (stage), strerror (serr));
     }
     res->oom_killed = kills > 0;
     if (res->oom_killed && limit > 0)
@@ -787,6 +534,10 @@ static void native_destroy (struct executor *ex)
     struct native *n = ex->impl;
     native_committed (ex);
     shim_exit_files_free (&n->done);
+    free (n->shim_exe);
+    for (char **p = n->shim_env; p && *p; p++)
+        free (*p);
+    free (n->shim_env);
     numa_topology_clear (&n->topo);
     free (n->user.name);
     free (n->user.home);
@@ -807,6 +558,42 @@ static const struct exec_ops native_ops = {
     .destroy = native_destroy,
 };
 
+/* hakuriver-shim next to our executable (build tree), else in ../libexec/hakuriver/ (make
+ * install). Without it, shims are forked by the spawner helper, as before it existed. */
+static void find_shim_exe (struct native *n)
+{
+    char self[PATH_MAX];
+    ssize_t len = readlink ("/proc/self/exe", self, sizeof self - 1);
+    if (len > 0) {
+        self[len] = '\0';
+        char *slash = strrchr (self, '/');
+        if (slash)
+            *slash = '\0';
+        const char *rel[] = { "/hakuriver-shim", "/../libexec/hakuriver/hakuriver-shim" };
+        for (size_t i = 0; i < sizeof rel / sizeof rel[0] && !n->shim_exe; i++) {
+            char *p = xasprintf ("%s%s", self, rel[i]);
+            if (access (p, X_OK) == 0)
+                n->shim_exe = p;
+            else
+                free (p);
+        }
+    }
+    if (!n->shim_exe) {
+        log_warn ("hakuriver-shim not found next to the runner or in ../libexec/hakuriver/: "
+                  "native task shims are forked instead (slower starts)");
+        return;
+    }
+    size_t cnt = 0;
+    for (char **p = environ; p && *p; p++)
+        cnt++;
+    n->shim_env = xcalloc (cnt + 1, sizeof *n->shim_env);
+    cnt = 0;
+    for (char **p = environ; p && *p; p++)
+        if (strncmp (*p, "HAKURIVER_", 10) != 0)
+            n->shim_env[cnt++] = xstrdup (*p);
+    log_debug ("native task shims: %s", n->shim_exe);
+}
+
 struct executor *exec_native_create (const char *state_dir, const char *cgroup_root,
                                      struct err *e)
 {
@@ -823,6 +610,7 @@ struct executor *exec_native_create (const char *state_dir, const char *cgroup_r
         numa_topology_clear (&n->topo);
         *e = (struct err){ 0 };
     }
+    find_shim_exe (n);
     struct executor *ex = xcalloc (1, sizeof *ex);
     ex->ops = &native_ops;
     ex->impl = n;

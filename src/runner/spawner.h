@@ -26,6 +26,7 @@
 #include <sys/types.h>
 
 #include "common/err.h"
+#include "runner/spawn_msg.h"
 
 #define SPAWNER_COMM "hr-spawner"
 #define SPAWN_MAX_FDS 8
@@ -54,27 +55,5 @@ pid_t spawner_pid (void);
  * failure. */
 pid_t spawner_spawn (int kind, const void *msg, size_t len, const int *fds, int nfds,
                      int *pidfd, struct err *e);
-
-/* ---- building and reading messages --------------------------------------------------- */
-
-struct spawn_msg {
-    char *buf;
-    size_t len, cap;
-};
-void spawn_msg_put (struct spawn_msg *m, const void *p, size_t n);
-void spawn_msg_put_str (struct spawn_msg *m, const char *s);        /* NULL allowed */
-void spawn_msg_put_strv (struct spawn_msg *m, char *const *v);      /* NULL allowed */
-void spawn_msg_free (struct spawn_msg *m);
-
-struct spawn_reader {
-    const char *p;
-    size_t left;
-    bool bad;                         /* set when a read ran past the end */
-};
-void spawn_read (struct spawn_reader *r, void *out, size_t n);
-/* Pointers into the message (NUL-terminated), or NULL for a NULL string. */
-const char *spawn_read_str (struct spawn_reader *r);
-/* A new NULL-terminated array of pointers into the message, or NULL for a NULL vector. */
-char **spawn_read_strv (struct spawn_reader *r);
 
 #endif
