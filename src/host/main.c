@@ -138,6 +138,11 @@ int host_main (int argc, char **argv)
     const char *config = NULL;
     bool check = false, dump = false;
     int c, exit_rc = 1;
+    /* Without TZ, glibc's mktime() (json_out.c: the runners' local times) stats
+     * /etc/localtime on every call; with it, once. A time zone changed while the host runs
+     * is then seen at the next start, as with most daemons. */
+    if (!getenv ("TZ"))
+        setenv ("TZ", ":/etc/localtime", 0);
     while ((c = getopt_long (argc, argv, "c:h", opts, NULL)) != -1) {
         switch (c) {
         case 'c': config = optarg; break;
@@ -275,8 +280,8 @@ int host_main (int argc, char **argv)
             timeout = 0;
         struct epoll_event evs[8];
         int n = epoll_wait (epfd, evs, 8, (int)timeout);
-        bool stop = false;
-        for (int i = 0; i < n; i++)
+        bool stop = false, docker_ready = false, proxy_ready = false;
+        for (int i = 0; i < n; i++) {
             if (evs[i].data.fd == sigfd) {
                 struct signalfd_siginfo si;
                 if (read (sigfd, &si, sizeof si) == sizeof si) {
@@ -284,9 +289,15 @@ int host_main (int argc, char **argv)
                     stop = true;
                 }
             }
+            /* (level-triggered: an eventfd left out of these 8 events comes next time) */
+            docker_ready |= h->docker && evs[i].data.fd == docker_worker_fd (h->docker);
+            proxy_ready |= evs[i].data.fd == ssh_proxy_fd (proxy);
+        }
         http_run (httpd);
-        docker_worker_complete (h->docker); /* answers finished Docker operations */
-        ssh_proxy_answer (proxy, vps_proxy_lookup, h); /* where is VPS <id>? */
+        if (docker_ready)
+            docker_worker_complete (h->docker); /* answers finished Docker operations */
+        if (proxy_ready)
+            ssh_proxy_answer (proxy, vps_proxy_lookup, h); /* where is VPS <id>? */
         now = now_ms ();
         if (now >= next_tick) {
             next_tick = now + 1000;
