@@ -80,6 +80,17 @@ static void exit_path (struct native *n, uint64_t id, int attempt, char *buf, si
 /* ---- everything prepared before fork --------------------------------------------------- */
 
 
+/* Appends KV (owned) to the environment without looking for its key. */
+static void env_append (struct native_launch *l, size_t *cap, char *kv)
+{
+    if (l->nenv + 2 > *cap) {
+        *cap = *cap ? *cap * 2 : 64;
+        l->envp = xreallocarray (l->envp, *cap, sizeof *l->envp);
+    }
+    l->envp[l->nenv++] = kv;
+    l->envp[l->nenv] = NULL;
+}
+
 static void env_add (struct native_launch *l, size_t *cap, char *kv)
 {
     /* A later KEY=... replaces an earlier one. */
@@ -90,12 +101,7 @@ static void env_add (struct native_launch *l, size_t *cap, char *kv)
             l->envp[i] = kv;
             return;
         }
-    if (l->nenv + 2 > *cap) {
-        *cap = *cap ? *cap * 2 : 64;
-        l->envp = xreallocarray (l->envp, *cap, sizeof *l->envp);
-    }
-    l->envp[l->nenv++] = kv;
-    l->envp[l->nenv] = NULL;
+    env_append (l, cap, kv);
 }
 
 static void launch_free (struct native_launch *l)
@@ -180,7 +186,7 @@ static int launch_prepare (struct native *n, const struct exec_spec *s, const ch
     size_t cap = 0;
     for (char **p = environ; p && *p; p++)
         if (strncmp (*p, "HAKURIVER_", 10) != 0 && strchr (*p, '='))
-            env_add (l, &cap, xstrdup (*p));
+            env_append (l, &cap, xstrdup (*p)); /* keys of environ are distinct */
     if (l->switch_user && name) {
         env_add (l, &cap, xasprintf ("HOME=%s", home));
         env_add (l, &cap, xasprintf ("USER=%s", name));

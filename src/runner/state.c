@@ -28,8 +28,11 @@ static const char *const sql_schema =
     "  shim_pid INTEGER NOT NULL DEFAULT 0, cgroup TEXT NOT NULL DEFAULT '',"
     "  spec TEXT, started_at TEXT NOT NULL DEFAULT '',"
     "  PRIMARY KEY (task_id, attempt));"
+    /* seq is the rowid (max + 1): entries in flight are deleted only after the host's
+     * answer, so a new entry always sorts after them; no AUTOINCREMENT, which writes its
+     * sqlite_sequence row at every insert. Databases created before keep AUTOINCREMENT. */
     "CREATE TABLE IF NOT EXISTS outbox ("
-    "  seq INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL);"
+    "  seq INTEGER PRIMARY KEY, body TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS done ("
     "  id INTEGER PRIMARY KEY, task_id INTEGER NOT NULL, attempt INTEGER NOT NULL,"
     "  UNIQUE (task_id, attempt));"
@@ -51,6 +54,9 @@ enum {
     Q_OUTBOX_COUNT,
     Q_META_GET,
     Q_META_SET,
+    Q_BEGIN,
+    Q_COMMIT,
+    Q_ROLLBACK,
     Q_COUNT
 };
 
@@ -76,6 +82,10 @@ static const char *const sql_text[Q_COUNT] = {
     [Q_META_GET] = "SELECT value FROM meta WHERE key = ?1",
     [Q_META_SET] = "INSERT INTO meta (key, value) VALUES (?1, ?2)"
                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+    /* prepared once like the rest: sqlite3_exec would parse them at every transaction */
+    [Q_BEGIN] = "BEGIN IMMEDIATE",
+    [Q_COMMIT] = "COMMIT",
+    [Q_ROLLBACK] = "ROLLBACK",
 };
 
 struct state {
@@ -89,17 +99,6 @@ struct state {
 static int db_error (struct state *st, struct err *e, const char *what)
 {
     return err_set (e, EIO, "state db: %s: %s", what, sqlite3_errmsg (st->db));
-}
-
-/* Starts the write transaction of this iteration if none is open. */
-static int begin_write (struct state *st, struct err *e)
-{
-    if (st->in_tx)
-        return 0;
-    if (sqlite3_exec (st->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
-        return db_error (st, e, "begin");
-    st->in_tx = true;
-    return 0;
 }
 
 /* Resets Q and returns it ready for binding. */
@@ -117,6 +116,17 @@ static int run_write (struct state *st, sqlite3_stmt *s, struct err *e, const ch
     sqlite3_reset (s);
     if (rc != SQLITE_DONE)
         return db_error (st, e, what);
+    return 0;
+}
+
+/* Starts the write transaction of this iteration if none is open. */
+static int begin_write (struct state *st, struct err *e)
+{
+    if (st->in_tx)
+        return 0;
+    if (run_write (st, stmt (st, Q_BEGIN), e, "begin") < 0)
+        return -1;
+    st->in_tx = true;
     return 0;
 }
 
@@ -177,9 +187,9 @@ int state_commit (struct state *st, struct err *e)
 {
     if (!st->in_tx)
         return 0;
-    if (sqlite3_exec (st->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        db_error (st, e, "commit");
-        sqlite3_exec (st->db, "ROLLBACK", NULL, NULL, NULL);
+    if (run_write (st, stmt (st, Q_COMMIT), e, "commit") < 0) {
+        if (!sqlite3_get_autocommit (st->db))
+            (void)run_write (st, stmt (st, Q_ROLLBACK), NULL, "rollback");
         st->in_tx = false;
         return -1;
     }
