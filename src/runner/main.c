@@ -526,9 +526,10 @@ static int run_loop (struct runner *r, int sigfd)
     while (!r->stop) {
         /* Everything decided in the last iteration is committed before any request leaves
          * (a kill -9 of the runner loses none of it; the disk gets it within STATE_SYNC_S). */
-        if (state_commit (r->state, &e) < 0)
+        int crc = state_commit (r->state, &e);
+        if (crc < 0)
             log_err ("%s", e.text);
-        else
+        else if (crc == 0)
             executors_committed (r);
         double now = runner_now ();
         if (state_unsynced (r->state)) {
@@ -595,7 +596,7 @@ static int run_loop (struct runner *r, int sigfd)
     }
     free (fds);
     free (owners);
-    if (state_commit (r->state, &e) < 0) {
+    if (state_flush (r->state, &e) < 0) {
         log_err ("%s", e.text);
         return -1;
     }

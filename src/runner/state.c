@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -21,6 +22,8 @@
  * a busy node; each row is ~20 bytes. Pruned every PRUNE_EVERY inserts. */
 #define DONE_KEEP   100000
 #define PRUNE_EVERY 1000
+/* Longest time a transaction holding only dropped outbox entries stays open (state_commit). */
+#define LAZY_COMMIT_S 1.0
 
 static const char *const sql_schema =
     "CREATE TABLE IF NOT EXISTS tasks ("
@@ -92,6 +95,8 @@ struct state {
     sqlite3 *db;
     sqlite3_stmt *q[Q_COUNT];
     bool in_tx;
+    bool durable;          /* the open transaction holds more than dropped outbox entries */
+    double tx_since;       /* CLOCK_MONOTONIC seconds when it was opened */
     bool unsynced;         /* commits since the last flush to disk (state_sync) */
     unsigned done_inserts;
 };
@@ -119,15 +124,32 @@ static int run_write (struct state *st, sqlite3_stmt *s, struct err *e, const ch
     return 0;
 }
 
-/* Starts the write transaction of this iteration if none is open. */
-static int begin_write (struct state *st, struct err *e)
+static double mono_now (void)
 {
+    struct timespec ts;
+    clock_gettime (CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Starts the write transaction of this iteration if none is open. A LAZY write (dropping
+ * outbox entries the host acknowledged) does not need a commit of its own: see
+ * state_commit. */
+static int begin_write_mode (struct state *st, bool lazy, struct err *e)
+{
+    if (!lazy)
+        st->durable = true;
     if (st->in_tx)
         return 0;
     if (run_write (st, stmt (st, Q_BEGIN), e, "begin") < 0)
         return -1;
     st->in_tx = true;
+    st->tx_since = mono_now ();
     return 0;
+}
+
+static int begin_write (struct state *st, struct err *e)
+{
+    return begin_write_mode (st, false, e);
 }
 
 struct state *state_open (const char *path, struct err *e)
@@ -187,6 +209,19 @@ int state_commit (struct state *st, struct err *e)
 {
     if (!st->in_tx)
         return 0;
+    /* Only acknowledged outbox entries dropped: they ride with the next commit (within
+     * LAZY_COMMIT_S). Lost in a crash, they would only be sent again (the host answers
+     * "duplicate"). */
+    if (!st->durable && mono_now () - st->tx_since < LAZY_COMMIT_S)
+        return 1;
+    return state_flush (st, e);
+}
+
+int state_flush (struct state *st, struct err *e)
+{
+    if (!st->in_tx)
+        return 0;
+    st->durable = false;
     if (run_write (st, stmt (st, Q_COMMIT), e, "commit") < 0) {
         if (!sqlite3_get_autocommit (st->db))
             (void)run_write (st, stmt (st, Q_ROLLBACK), NULL, "rollback");
@@ -438,7 +473,7 @@ int state_outbox_peek (struct state *st, size_t max, struct state_outbox_entry *
 
 int state_outbox_delete_upto (struct state *st, int64_t seq, struct err *e)
 {
-    if (begin_write (st, e) < 0)
+    if (begin_write_mode (st, true, e) < 0)
         return -1;
     sqlite3_stmt *s = stmt (st, Q_OUTBOX_DELETE);
     sqlite3_bind_int64 (s, 1, seq);

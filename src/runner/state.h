@@ -45,8 +45,12 @@ struct state_outbox_entry {
 struct state *state_open (const char *path, struct err *e);
 /* Rolls back uncommitted writes and closes. Accepts NULL; preserves errno. */
 void state_close (struct state *st);
-/* Commits the open transaction, if any. Returns 0 or -1 (the writes are then lost). */
+/* Commits the open transaction, if any. Returns 0, 1 when it was kept open because it only
+ * dropped acknowledged outbox entries (committed with the next writes, or after a second),
+ * or -1 (the writes are then lost). */
 int state_commit (struct state *st, struct err *e);
+/* Commits the open transaction, if any, whatever it holds. Returns 0 or -1. */
+int state_flush (struct state *st, struct err *e);
 /* Whether commits happened since the last state_sync. */
 bool state_unsynced (const struct state *st);
 /* Flushes every commit so far to the disk (WAL checkpoint with fsyncs). Returns 0 or -1. */

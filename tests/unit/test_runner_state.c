@@ -148,6 +148,29 @@ static void test_meta (struct state *st)
     is_int (state_commit (st, &e), 0, "commit");
 }
 
+/* Dropping acknowledged outbox entries alone does not commit; the next writes take it along. */
+static void test_lazy_commit (void)
+{
+    struct err e = { 0 };
+    int64_t seq = 0;
+    char path[600];
+    snprintf (path, sizeof path, "%s/lazy.db", tmpdir);
+    struct state *st = state_open (path, &e);
+    ok (st != NULL, "open a second state db");
+    if (!st)
+        return;
+    is_int (state_outbox_append (st, "{\"lazy\":1}", &seq, &e), 0, "append");
+    is_int (state_commit (st, &e), 0, "an append is committed");
+    is_int (state_outbox_delete_upto (st, seq, &e), 0, "drop it (acknowledged)");
+    is_int (state_commit (st, &e), 1, "a transaction that only dropped entries is kept open");
+    is_int (state_meta_set_int (st, "lazy", 1, &e), 0, "a write joins it");
+    is_int (state_commit (st, &e), 0, "and commits both");
+    is_int (state_outbox_delete_upto (st, seq, &e), 0, "drop again (nothing)");
+    is_int (state_flush (st, &e), 0, "flush commits whatever is open");
+    is_int (state_commit (st, &e), 0, "nothing open afterwards");
+    state_close (st);
+}
+
 /* Commits are flushed to the disk by state_sync only, but a killed runner loses none. */
 static void test_sync (struct state *st)
 {
@@ -282,6 +305,7 @@ int main (void)
     test_tasks (st);
     test_outbox (st);
     test_meta (st);
+    test_lazy_commit ();
     test_sync (st);
     state_close (st);
     test_reopen ();
