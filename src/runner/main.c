@@ -390,6 +390,13 @@ static void start_update (struct runner *r)
     struct state_outbox_entry *v = NULL;
     size_t n = 0;
     struct err e = { 0 };
+    double now = runner_now ();
+    if (!r->final_pending && r->report_hold_until > now) {
+        r->update_at = r->report_hold_until; /* starts only: wait for company (report_port) */
+        return;
+    }
+    r->report_hold_until = 0;
+    r->final_pending = false;
     if (state_outbox_peek (r->state, r->update_batch_max, &v, &n, &e) < 0) {
         log_err ("%s", e.text);
         r->update_at = runner_now () + 1;

@@ -67,6 +67,10 @@ struct runner {
     double poll_at, poll_backoff;
     double update_at, update_backoff;
     bool update_idle;              /* the outbox was found empty: wait for report() */
+    /* Reports of starts wait until report_hold_until for the task's end to go along (see
+     * report_port); any other report (final_pending) lifts the wait. */
+    double report_hold_until;
+    bool final_pending;
     double register_at, register_backoff;
     double heartbeat_at;
 
