@@ -20,7 +20,7 @@ free_port () {
 # (and tests) deleted, and the same code measured 2.1 s or 3.6-4.1 s of makespan, 1.06 or
 # 1.3-1.6 daemon CPU-s depending on that history. Caveat of the image: the loop device's
 # worker thread, not the daemons, does their writes to the disk, so daemon CPU reads a
-# little lower than on a real disk (about 0.1 s per 1000 tasks against a quiet /tmp here).
+# little lower than on a real disk (up to about 0.1 s per 1000 tasks against /tmp here).
 # BENCH_FS=tmp (or BENCH_TMP=DIR) uses DIR (default /tmp) instead.
 BENCH_FS_IMG= BENCH_FS_MNT=
 if [ "${BENCH_FS:-loop}" = loop ] && [ -z "${BENCH_TMP:-}" ]; then
