@@ -434,34 +434,6 @@ static int task_dir (const struct cgroup_ctx *cg, int c, const char *rel, char *
     return path_join (buf, size, cg->mount[c], cg->base[c], rel);
 }
 
-int cgroup_dirs (const struct cgroup_ctx *cg, const char *rel, char dirs[][CGROUP_PATH_MAX],
-                 struct err *e)
-{
-    int n = 0;
-    if (!rel_valid (rel))
-        return err_set (e, EINVAL, "invalid cgroup name `%s`", rel ? rel : "");
-    if (cg->mode == CGROUP_MODE_V2) {
-        if (task_dir (cg, 0, rel, dirs[0], CGROUP_PATH_MAX) < 0)
-            return err_set (e, errno, "cgroup path too long");
-        return 1;
-    }
-    for (int c = 0; c < CGROUP_NCTRL; c++) {
-        char d[CGROUP_PATH_MAX];
-        bool dup = false;
-        if (!cg->mount[c][0])
-            continue;
-        if (task_dir (cg, c, rel, d, sizeof d) < 0)
-            return err_set (e, errno, "cgroup path too long");
-        if (!exists (d))
-            continue;    /* v1 tasks get only the hierarchies they need (v1_create) */
-        for (int i = 0; i < n; i++)
-            dup = dup || strcmp (dirs[i], d) == 0;   /* co-mounted, e.g. cpu,cpuacct */
-        if (!dup)
-            memcpy (dirs[n++], d, sizeof d);
-    }
-    return n;
-}
-
 /* Fills DIRS with every directory REL could have (one per distinct mounted hierarchy for v1),
  * without looking at which exist. Returns their number, or -1 (errno). */
 static int candidate_dirs (const struct cgroup_ctx *cg, const char *rel,
@@ -483,6 +455,22 @@ static int candidate_dirs (const struct cgroup_ctx *cg, const char *rel,
             memcpy (dirs[n++], d, sizeof d);
     }
     return n;
+}
+
+int cgroup_dirs (const struct cgroup_ctx *cg, const char *rel, char dirs[][CGROUP_PATH_MAX],
+                 struct err *e)
+{
+    char all[CGROUP_NCTRL][CGROUP_PATH_MAX];
+    if (!rel_valid (rel))
+        return err_set (e, EINVAL, "invalid cgroup name `%s`", rel ? rel : "");
+    int n = candidate_dirs (cg, rel, all), k = 0;
+    if (n < 0)
+        return err_set (e, errno, "cgroup path too long");
+    for (int i = 0; i < n; i++)
+        /* v1 tasks get only the hierarchies they need (v1_create) */
+        if (cg->mode == CGROUP_MODE_V2 || exists (all[i]))
+            memcpy (dirs[k++], all[i], sizeof all[i]);
+    return k;
 }
 
 int cgroup_exists (const struct cgroup_ctx *cg, const char *rel)
