@@ -1,11 +1,13 @@
 /* exec_native.c - the native executor: a task runs as a plain process tree in its own
  * cgroup, supervised by a small "shim" process that outlives the runner.
  *
- *   runner ──spawner──> shim (setsid, comm "hr-shim", outside the task cgroup; forked by
- *                        │   the hr-spawner helper, see spawner.h)
- *                        └─vfork──> task (joins the task cgroup, drops privileges, execvp)
+ *   runner ──posix_spawn──> hakuriver-shim (setsid, comm "hr-shim", outside the task
+ *                            │   cgroup; runner/native_shim.c, src/shim_main.c; forked by
+ *                            │   the hr-spawner helper when the executable is missing)
+ *                            └─vfork──> task (joins the task cgroup, drops privileges, execvp)
  *
- * The shim opens the task's output files, starts the task, waits for it, reads the OOM
+ * The shim creates the task cgroup, opens the task's output files, starts the task, waits
+ * for it, reads the OOM
  * counter of its cgroup, removes the cgroup (killing what the task left behind) and writes
  * <state_dir>/<id>-<attempt>.exit (see shim_record, renamed into place), then exits. The
  * runner watches the shim through a pidfd, so a restarted runner re-attaches by pid (adopt)
