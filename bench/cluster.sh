@@ -8,7 +8,7 @@
 free_port () {
     local p
     while :; do
-        p=$(( (RANDOM % 20000) + 20000 ))
+        p=$(( (RANDOM % 12768) + 20000 ))   # below the ephemeral range (32768-)
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
     done
 }
@@ -35,7 +35,7 @@ fi
 DIR=$(mktemp -d "${BENCH_FS_MNT:-${BENCH_TMP:-/tmp}}/hr-bench.XXXXXX")
 chmod 755 "$DIR"
 PORT=$(free_port)
-PROXY_PORT=$(free_port)
+PROXY_PORT=$(free_port); while [ "$PROXY_PORT" = "$PORT" ]; do PROXY_PORT=$(free_port); done
 URL=http://127.0.0.1:$PORT
 TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
 JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -39,10 +39,16 @@ test_expect_success () {
 diag () { echo "# $*"; }
 done_testing () { echo "1..$_tap_n"; [ "$_tap_fail" -eq 0 ]; }
 
+# A port nobody listens on, below the kernel's ephemeral range (ip_local_port_range starts
+# at 32768 by default): an ephemeral port of some client connection, or of a socket in
+# TIME_WAIT, would make the daemon's bind fail. Not the one given as $1.
 hr_free_port () {
-    local p
+    local p lo=20000 hi=32767
+    read -r hi _ < /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null && hi=$((hi - 1))
+    [ "$hi" -gt "$lo" ] || hi=32767
     while :; do
-        p=$(( (RANDOM % 20000) + 20000 ))
+        p=$(( (RANDOM % (hi - lo + 1)) + lo ))
+        [ "$p" = "${1:-}" ] && continue
         (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null || { echo $p; return; }
     done
 }
@@ -85,7 +91,7 @@ hr_setup () {
     HR_DIR=$(mktemp -d /tmp/hr-test.XXXXXX)
     HR_ENV_PREFIX=hrt$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
     HR_PORT=$(hr_free_port)
-    HR_PROXY_PORT=$(hr_free_port)
+    HR_PROXY_PORT=$(hr_free_port "$HR_PORT")
     HR_TOKEN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
     HR_JOIN=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
     mkdir -p "$HR_DIR/shared" "$HR_DIR/local"
@@ -197,7 +203,9 @@ hr_start_host () {
         curl -s -o /dev/null "http://127.0.0.1:$HR_PORT/health" && return 0
         sleep 0.05
     done
-    echo "# host did not start:"; sed 's/^/#   /' "$HR_DIR/host.log"; return 1
+    # on stderr too: prove shows it without -v, so a CI log says why
+    { echo "# host did not start:"; sed 's/^/#   /' "$HR_DIR/host.log"; } | tee /dev/stderr
+    return 1
 }
 
 hr_start_runner () {
